@@ -1,0 +1,75 @@
+"""groupscore: classify Chinese group-chat messages and score groups.
+
+Public API (no CLI or server involved)::
+
+    from classifier import load_model
+    clf = load_model()                       # the shipped default model
+    clf.predict("有人用过企业微信的群发吗", topic="私域运营 社群 企业微信")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .base import (
+    DEFAULT_RELEVANCE_THRESHOLD,
+    LABELS,
+    Classifier,
+    GroupscoreError,
+    Prediction,
+    Topic,
+)
+from .records import Message
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LABELS",
+    "DEFAULT_RELEVANCE_THRESHOLD",
+    "Classifier",
+    "GroupscoreError",
+    "Message",
+    "Prediction",
+    "Topic",
+    "default_model_dir",
+    "load_model",
+]
+
+
+def default_model_dir() -> Path:
+    """Where the default model lives: ``$GROUPSCORE_MODEL`` if set, else the shipped one."""
+    env = os.environ.get("GROUPSCORE_MODEL")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "models" / "default", here / "models" / "default"):
+        if (candidate / "model.json").exists():
+            return candidate
+    return here.parent / "models" / "default"
+
+
+def load_model(path: str | Path | None = None) -> Classifier:
+    """Load a model directory; the backend named in its ``model.json`` decides the class.
+
+    Nothing in a model directory is executed: weights are ``.npz``/safetensors, the rest JSON.
+    """
+    model_dir = Path(path) if path else default_model_dir()
+    meta_path = model_dir / "model.json"
+    if not meta_path.is_file():
+        raise GroupscoreError(f"not a groupscore model directory (no model.json): {model_dir}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise GroupscoreError(f"cannot read {meta_path}: {err}") from None
+    backend = meta.get("backend", "linear")
+    if backend == "linear":
+        from .linear import LinearClassifier
+
+        return LinearClassifier.load(model_dir)
+    if backend == "transformer":
+        from .transformer import TransformerClassifier  # imports torch lazily, with an install hint
+
+        return TransformerClassifier.load(model_dir)
+    raise GroupscoreError(f"unknown backend {backend!r} in {meta_path}")
