@@ -125,3 +125,19 @@ def predictions_from_arrays(
             )
         )
     return out
+
+
+@dataclass
+class Example:
+    """One labelled training/evaluation message.
+
+    ``topic`` is the description of the group the label is relative to (on_topic/off_topic
+    depend on it); ``generated`` marks augmented examples, which are never evaluated on.
+    """
+
+    text: str
+    label: str
+    topic: str = ""
+    source: str = ""
+    weight: float = 1.0
+    generated: bool = False
