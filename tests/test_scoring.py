@@ -1,0 +1,255 @@
+"""Every SPEC §3 figure on tiny hand-computed groups (fake deterministic classifier)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from classifier.base import GroupscoreError, Topic
+from classifier.records import Message
+from classifier.scoring import GroupScorer, classify_batch, pct, score_messages
+from scoring_fakes import FakeClassifier
+
+T0 = datetime(2024, 3, 4, 10, 0)  # a Monday
+TOPIC = "运营 转化"
+
+
+def msg(minute: float | None, sender: str, text: str, kind: str = "text", msg_id: str = "",
+        reply_to: str = "", group: str = "G", base: datetime = T0) -> Message:
+    time = None if minute is None else base + timedelta(minutes=minute)
+    return Message(group=group, sender=sender, time=time, text=text, kind=kind, msg_id=msg_id, reply_to=reply_to)
+
+
+def score(messages, **kw):
+    kw.setdefault("topic", TOPIC)
+    return score_messages(messages, FakeClassifier(), **kw)
+
+
+# The worked example from the README: 10 records, 1 system.
+BASIC = [
+    msg(0, "A", "大家好"),                     # off_topic
+    msg(1, "B", "转化率怎么算？"),              # question, relevance 0.9 -> effective
+    msg(5, "C", "转化率是成交除以访客"),         # on_topic; answers B within 4 min
+    msg(6, "D", "加V 领资料"),                  # ad
+    msg(7, "", "E 加入了群聊", kind="system"),
+    msg(8, "A", "今晚吃啥？"),                  # question, relevance 0.1 -> not effective
+    msg(9, "A", "今晚吃啥？"),                  # same again: flood
+    msg(50, "C", "运营要做分层"),               # on_topic; A's questions expired (>30 min)
+    msg(60, "D", "加V 领资料"),                 # ad, flood
+    msg(65, "C", "转化 复盘"),                  # on_topic
+]
+
+
+def test_basic_figures_by_hand():
+    r = score(BASIC)
+    assert r["group"] == "G"
+    assert r["messages"] == 10 and r["system"] == 1
+    assert r["labels"] == {"ad": 2, "question": 3, "on_topic": 3, "off_topic": 1}
+    assert r["effective_messages"] == 4
+    assert r["members_base"] == 4 and r["members_base_source"] == "distinct_senders"
+    assert r["effective_members"] == 2                       # B and C
+    assert r["effective_activity"] == 50.0                   # 2 / 4
+    assert r["effective_message_share"] == 44.4              # 4 / 9
+    assert r["verticality"] == 57.1                          # 4 / (9 - 2)
+    assert r["ad_rate"] == 22.2                              # 2 / 9
+    assert r["flood_messages"] == 2 and r["flood_rate"] == 22.2
+    q = r["questions"]
+    assert q["count"] == 3 and q["on_topic"] == 1
+    assert q["answer_method"] == "window"
+    assert q["answered"] == 1 and q["answered_rate"] == 33.3
+    assert q["median_seconds_to_first_answer"] == 240.0
+    assert q["unanswered_count"] == 2
+    # same relevance -> most recent first
+    assert [(u["sender"], u["time"]) for u in q["unanswered"]] == [
+        ("A", "2024-03-04T10:09:00"), ("A", "2024-03-04T10:08:00")]
+    assert r["first_time"] == "2024-03-04T10:00:00" and r["last_time"] == "2024-03-04T11:05:00"
+
+
+def test_strata_series_and_hours():
+    r = score(BASIC)
+    m = r["members"]
+    # A: 3 messages, none effective, no ads; B: 1 effective; C: 3/3 effective; D: ads only
+    assert m["strata"] == {"core": 1, "active": 1, "chatter_only": 1, "ad_only": 1, "silent": None}
+    assert m["senders"] == 4 and m["ad_posters"] == 1
+    assert m["top_ad_posters"] == [{"member": "D", "name": "D", "ads": 2, "messages": 2}]
+    assert [c["member"] for c in m["top_contributors"]] == ["C", "B"]
+    hours = {h["hour"]: (h["messages"], h["effective"]) for h in r["hourly"] if h["messages"]}
+    assert hours == {10: (7, 3), 11: (2, 1)}                 # system record not counted
+    assert r["daily"] == [{"date": "2024-03-04", "messages": 9, "effective": 4, "senders": 4,
+                           "effective_members": 2, "effective_activity": 50.0}]
+    assert [w["week"] for w in r["weekly"]] == ["2024-W10"]
+    assert r["trend"]["falling"] is None
+
+
+def test_given_member_count_and_silent():
+    r = score(BASIC, members=10)
+    assert r["members_base"] == 10 and r["members_base_source"] == "given"
+    assert r["effective_activity"] == 20.0                   # 2 / 10
+    assert r["members"]["strata"]["silent"] == 6             # 10 - 4 senders
+    assert r["daily"][0]["effective_activity"] == 20.0
+    low = score(BASIC, members=3)
+    assert low["members"]["strata"]["silent"] == 0
+    assert any("below the 4 distinct senders" in w for w in low["warnings"])
+
+
+def test_admins_are_not_ad_posters():
+    r = score(BASIC, admins=["D"])
+    assert r["members"]["ad_posters"] == 0
+    assert r["members"]["strata"]["ad_only"] == 0 and r["members"]["strata"]["chatter_only"] == 2
+    assert r["members"]["admins_present"] == 1
+    assert r["ad_rate"] == 22.2                              # their ads still count as ads
+
+
+def test_zero_denominators_are_null():
+    empty = GroupScorer("empty", Topic()).result()
+    for key in ("effective_activity", "effective_message_share", "verticality", "ad_rate", "flood_rate"):
+        assert empty[key] is None
+    assert empty["questions"]["answered_rate"] is None
+    assert empty["questions"]["median_seconds_to_first_answer"] is None
+    assert empty["daily"] == [] and empty["weekly"] == [] and empty["first_time"] is None
+
+    only_system = score([msg(0, "", "A 撤回了一条消息", kind="system")])
+    assert only_system["messages"] == 1 and only_system["members_base"] == 0
+    assert only_system["effective_activity"] is None and only_system["effective_message_share"] is None
+
+    only_ads = score([msg(0, "D", "加V 领资料"), msg(1, "E", "扫码进群")])
+    assert only_ads["verticality"] is None                   # 0 / (2 - 0 - 2)
+    assert only_ads["ad_rate"] == 100.0 and only_ads["effective_message_share"] == 0.0
+    assert only_ads["effective_activity"] == 0.0
+    assert pct(1, 0) is None and pct(1, 3) == 33.3
+
+
+def test_answers_with_reply_ids():
+    msgs = [
+        msg(0, "A", "转化率怎么算？", msg_id="1"),
+        msg(1, "A", "转化 我自己先说", msg_id="2", reply_to="1"),     # own reply: not an answer
+        msg(2, "D", "加V 我教你", msg_id="3", reply_to="1"),          # ad reply: not an answer
+        msg(10, "B", "哈哈 不知道", msg_id="4", reply_to="1"),         # first non-ad reply by another
+        msg(20, "C", "运营怎么做？", msg_id="5"),
+        msg(21, "B", "运营 先做分层", msg_id="6"),                    # on-topic but no reply_to
+        msg(300, "C", "收到", msg_id="7", reply_to="999"),             # reply to unknown id
+    ]
+    q = score(msgs)["questions"]
+    assert q["answer_method"] == "reply"
+    assert q["count"] == 2 and q["answered"] == 1 and q["answered_rate"] == 50.0
+    assert q["median_seconds_to_first_answer"] == 600.0
+    assert [u["text"] for u in q["unanswered"]] == ["运营怎么做？"]
+
+
+def test_answers_without_reply_ids_use_the_window():
+    msgs = [
+        msg(0, "A", "转化怎么算？"),
+        msg(1, "A", "转化 补充一下"),           # same member: not an answer
+        msg(2, "B", "哈哈"),                    # off_topic: not an answer
+        msg(3, "B", "转化 看漏斗"),             # answers A after 180 s
+        msg(10, "C", "运营用什么工具？"),
+        msg(11, "D", "运营工具呢？"),
+        msg(40, "A", "运营 用企微"),            # exactly 30 min after C: answers C (1800 s) and D (1740 s)
+        msg(50, "B", "今天吃啥？"),
+        msg(81, "C", "运营 看数据"),            # 31 min after B's question: too late
+    ]
+    q = score(msgs)["questions"]
+    assert q["answer_method"] == "window"
+    assert q["count"] == 4 and q["answered"] == 3 and q["answered_rate"] == 75.0
+    assert q["median_seconds_to_first_answer"] == 1740.0     # median of 180, 1740, 1800
+    assert [u["text"] for u in q["unanswered"]] == ["今天吃啥？"]
+
+
+def test_window_parameter_and_undated_questions():
+    s = GroupScorer("G", Topic(keywords=("运营",)), answer_window=timedelta(minutes=5))
+    clf = FakeClassifier()
+    msgs = [msg(0, "A", "运营怎么做？"), msg(6, "B", "运营 分层"), msg(None, "C", "运营呢？"),
+            msg(7, "D", "运营 做活动")]
+    cb = classify_batch(clf, msgs, s.topic)
+    for m, i in zip(msgs, cb.index):
+        s.add(m, cb.labels[i], None, float(cb.relevance[i]))
+    r = s.result()
+    assert r["questions"]["answered"] == 0 and r["questions"]["count"] == 2
+    assert r["undated"] == 1 and sum(d["messages"] for d in r["daily"]) == 3
+
+
+def test_flood_rules():
+    msgs = [
+        msg(0, "A", "冲冲冲"),
+        msg(1, "A", " 冲冲冲 "),                # same text ignoring surrounding spaces: flood
+        msg(2, "B", "冲冲冲"),                  # other sender: not flood
+        msg(3, "A", "[图片]", kind="image"),
+        msg(4, "A", "[图片]", kind="image"),    # media placeholders never flood
+        msg(60 * 26, "A", "冲冲冲"),            # 26 h later: outside the 24 h flood window
+        msg(60 * 26 + 1, "A", "冲冲冲"),        # flood again
+    ]
+    r = score(msgs)
+    assert r["flood_messages"] == 2 and r["flood_rate"] == 28.6   # 2 / 7
+
+
+def test_iso_weeks_across_year_boundary_with_gap_fill():
+    base = datetime(2024, 12, 28, 9, 0)       # Saturday of 2024-W52
+    msgs = [msg(0, "A", "运营 周末"), msg(60 * 24 * 2, "B", "运营 新年"),   # Mon 2024-12-30 = 2025-W01
+            msg(60 * 24 * 16, "A", "运营 再见")]                          # 2025-01-13 = 2025-W03
+    for m in msgs:
+        m.time = base + (m.time - T0)
+    r = score(msgs)
+    assert [(w["week"], w["start"], w["effective_members"]) for w in r["weekly"]] == [
+        ("2024-W52", "2024-12-23", 1), ("2025-W01", "2024-12-30", 1),
+        ("2025-W02", "2025-01-06", 0), ("2025-W03", "2025-01-13", 1)]
+    assert len(r["daily"]) == 17 and r["daily"][1]["messages"] == 0
+    assert r["daily"][0]["date"] == "2024-12-28" and r["daily"][-1]["date"] == "2025-01-13"
+
+
+def weeks_of(active_per_week: list[int]) -> list[Message]:
+    """Week k (Mondays from T0) gets ``active_per_week[k]`` distinct members posting on-topic."""
+    out = []
+    for k, n in enumerate(active_per_week):
+        for j in range(n):
+            out.append(msg(60 * 24 * 7 * k + j, f"m{j}", "运营 周报"))
+    return out
+
+
+def test_trend_flag():
+    base = [msg(0, f"m{j}", "哈哈") for j in range(6)]       # 6 members in the base
+    falling = score(base + weeks_of([1, 5, 4, 3, 2, 1])[1:])
+    assert falling["trend"]["falling"] is True
+    assert falling["trend"]["weeks"] == ["2024-W12", "2024-W13", "2024-W14"]
+    flat = score(base + weeks_of([1, 5, 4, 3, 3, 1])[1:])
+    assert flat["trend"]["falling"] is False
+    # the partial last week dropping to zero does not count: complete weeks are 5, 4, 5
+    rising = score(base + weeks_of([1, 5, 4, 5, 0, 1])[1:])
+    assert rising["trend"]["falling"] is False
+    short = score(base + weeks_of([1, 5, 4, 1])[1:])          # only two complete weeks
+    assert short["trend"]["falling"] is None
+
+
+def test_relevance_threshold_decides_effective_questions():
+    msgs = [msg(0, "A", "运营怎么做？")]                          # relevance 0.9
+    assert score(msgs)["effective_messages"] == 1
+    assert score(msgs, relevance_threshold=0.95)["effective_messages"] == 0
+
+
+def test_induced_topic_when_none_given():
+    msgs = [msg(i, "A", t) for i, t in enumerate(["私域运营", "私域流量", "私域转化", "嗯"])]
+    r = score(msgs, topic=None)
+    assert r["topic"]["induced"] is True and r["topic"]["source"] == "induced"
+    assert r["topic"]["keywords"][0] == "私域"
+    assert r["labels"]["off_topic"] == 1                    # classified against the induced topic
+
+
+def test_distinct_texts_are_classified_once():
+    clf = FakeClassifier()
+    msgs = [msg(i, "A", "哈哈") for i in range(5)] + [msg(6, "", "x 撤回了", kind="system")]
+    cb = classify_batch(clf, msgs, TOPIC)
+    assert clf.calls[0][0] == ["哈哈"] and cb.index == [0, 0, 0, 0, 0, -1]
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(GroupscoreError, match="member count"):
+        GroupScorer("G", Topic(), members=-1)
+    with pytest.raises(GroupscoreError, match="unknown label"):
+        GroupScorer("G", Topic()).add(msg(0, "A", "x"), "spam")
+
+
+def test_unanswered_list_is_bounded():
+    msgs = [msg(i, f"u{i}", f"问题{i}？") for i in range(80)]
+    q = score(msgs)["questions"]
+    assert q["unanswered_count"] == 80 and len(q["unanswered"]) == 50
+    assert q["unanswered"][0]["text"] == "问题79？"
