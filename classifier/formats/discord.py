@@ -1,0 +1,198 @@
+"""DiscordChatExporter JSON and CSV.
+
+JSON: ``{"guild": {id, name}, "channel": {id, type, name, ...}, "messages": [{id, type,
+timestamp, content, author {id, name, nickname}, attachments [{fileName, url}], stickers
+[{name}], reference {messageId}}]}``. The group is ``"<guild> / <channel>"``. Message types
+other than Default/Reply (GuildMemberJoin, ChannelPinnedMessage, RecipientAdd ...) are system.
+
+CSV: ``AuthorID,Author,Date,Content,Attachments,Reactions``; no message ids, no replies; the
+group is the file name without DiscordChatExporter's `` [channel id]`` suffix.
+
+JSON is parsed whole (orjson); see :mod:`classifier.formats.telegram` for the memory note.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import orjson
+
+from ..records import Message
+from .common import (
+    ReadContext,
+    caption_of,
+    check_single_group,
+    format_time,
+    infer_kind,
+    parse_time,
+    peek_group,
+    with_placeholder,
+)
+from .tabular import csv_rows, header_index
+from .telegram import load_json
+
+NORMAL_TYPES = frozenset({"Default", "Reply", "ChatInputCommand", "ContextMenuCommand", "ThreadStarterMessage", "0", "19"})
+_EXT_KIND = {
+    **dict.fromkeys(("png", "jpg", "jpeg", "gif", "webp", "bmp", "heic"), "image"),
+    **dict.fromkeys(("mp4", "mov", "webm", "mkv", "avi"), "video"),
+    **dict.fromkeys(("ogg", "mp3", "wav", "m4a", "opus", "aac"), "voice"),
+}
+_KIND_FILE = {"image": "image.png", "video": "video.mp4", "voice": "voice-message.ogg", "file": "document.pdf"}
+# What DiscordChatExporter prints in CSV content for some system messages.
+_CSV_SYSTEM_TEXTS = frozenset({"Joined the server.", "Pinned a message.", "Started a thread.", "Started a call.",
+                               "Added a recipient.", "Removed a recipient.", "Left the group."})
+
+
+def attachment_kind(name: str) -> str:
+    ext = name.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _EXT_KIND.get(ext, "file")
+
+
+def discord_group(guild: str, channel: str) -> str:
+    if guild and channel and guild != channel:
+        return f"{guild} / {channel}"
+    return guild or channel
+
+
+def _message(msg: dict[str, Any], group: str) -> Message:
+    if "id" not in msg:
+        raise ValueError("message without id")
+    when = parse_time(msg["timestamp"]) if msg.get("timestamp") else None
+    author = msg.get("author") or {}
+    sender = str(author.get("nickname") or author.get("name") or "")
+    ref = msg.get("reference") or {}
+    reply_to = str(ref.get("messageId") or "") if isinstance(ref, dict) else ""
+    content = str(msg.get("content") or "")
+    mtype = str(msg.get("type") or "Default")
+    if mtype not in NORMAL_TYPES:
+        kind = "system"
+        text = content or f"[{mtype}]"
+    else:
+        attachments = msg.get("attachments") or []
+        if attachments:
+            first = attachments[0] if isinstance(attachments[0], dict) else {}
+            kind = attachment_kind(str(first.get("fileName") or first.get("url") or ""))
+            text = with_placeholder(kind, content)
+        elif msg.get("stickers"):
+            kind, text = "sticker", with_placeholder("sticker", content)
+        else:
+            kind, text = infer_kind(content), content
+            if kind == "text" and (mtype == "Reply" or reply_to):
+                kind = "reply"
+    return Message(group=group, sender=sender, sender_id=str(author.get("id") or ""), time=when,
+                   text=text, kind=kind, msg_id=str(msg["id"]), reply_to=reply_to)
+
+
+def read_discord_json(ctx: ReadContext) -> Iterator[Message]:
+    data = load_json(ctx)
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        from ..base import GroupscoreError
+
+        raise GroupscoreError("discord_json: no 'messages' list in the document")
+    guild = data.get("guild") or {}
+    channel = data.get("channel") or {}
+    group = ctx.group if ctx.group is not None else (
+        discord_group(str(guild.get("name") or ""), str(channel.get("name") or "")) or ctx.default_group)
+    stats = ctx.stats
+    for pos, msg in enumerate(data["messages"], 1):
+        if not isinstance(msg, dict):
+            stats.skip(pos, f"messages[{pos}] is not an object")
+            continue
+        try:
+            m = _message(msg, group)
+        except (ValueError, TypeError, AttributeError) as err:
+            stats.skip(pos, f"message {msg.get('id', '?')}: {err}")
+            continue
+        stats.read += 1
+        yield m
+
+
+def _dump_message(m: Message, n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.msg_id or str(n),
+        "type": "GuildMemberJoin" if m.kind == "system" else ("Reply" if m.reply_to else "Default"),
+        "timestamp": m.time.isoformat() if m.time else None,
+        "timestampEdited": None,
+        "isPinned": False,
+        "content": m.text,
+        "author": {"id": m.sender_id, "name": m.sender, "discriminator": "0000", "nickname": m.sender, "isBot": False},
+        "attachments": [],
+        "embeds": [],
+        "stickers": [],
+        "reactions": [],
+        "mentions": [],
+    }
+    if m.kind in _KIND_FILE:
+        out["content"] = caption_of(m.kind, m.text)
+        out["attachments"] = [{"id": str(n), "url": _KIND_FILE[m.kind], "fileName": _KIND_FILE[m.kind], "fileSizeBytes": 0}]
+    elif m.kind == "sticker":
+        out["content"] = caption_of(m.kind, m.text)
+        out["stickers"] = [{"id": str(n), "name": "sticker", "format": "Png", "sourceUrl": ""}]
+    if m.reply_to:
+        out["reference"] = {"messageId": m.reply_to}
+    return out
+
+
+def write_discord_json(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    name, stream = peek_group(messages, group_name)
+    guild, sep, channel = name.partition(" / ")
+    if not sep:
+        channel = guild
+    head = {
+        "guild": {"id": "1", "name": guild, "iconUrl": ""},
+        "channel": {"id": "2", "type": "GuildTextChat", "category": "", "name": channel, "topic": None},
+        "dateRange": {"after": None, "before": None},
+    }
+    count = 0
+    with open(path, "w", encoding=encoding, newline="\n") as f:
+        f.write(orjson.dumps(head).decode()[:-1] + ',\n"messages": [\n')
+        for n, m in enumerate(check_single_group(stream, "discord_json", group_name), 1):
+            if n > 1:
+                f.write(",\n")
+            f.write(orjson.dumps(_dump_message(m, n)).decode())
+            count = n
+        f.write(f'\n],\n"messageCount": {count}\n}}\n')
+
+
+DISCORD_CSV_COLUMNS = ("AuthorID", "Author", "Date", "Content", "Attachments", "Reactions")
+
+
+def read_discord_csv(ctx: ReadContext) -> Iterator[Message]:
+    rows = csv_rows(ctx)
+    _, header = next(rows, (0, []))
+    if not header:
+        return
+    ix = header_index(header, ("AuthorID", "Author", "Date", "Content"), "discord_csv")
+    i_aid, i_author, i_date, i_content = ix["AuthorID"], ix["Author"], ix["Date"], ix["Content"]
+    i_att = ix.get("Attachments")
+    group = ctx.default_group
+    stats = ctx.stats
+    for line, row in rows:
+        try:
+            when = parse_time(row[i_date])
+        except ValueError as err:
+            stats.skip(line, f"bad Date: {err}")
+            continue
+        content = row[i_content]
+        att = row[i_att].strip() if i_att is not None else ""
+        if att:
+            kind = attachment_kind(att.split(",")[0].strip())
+            text = with_placeholder(kind, content)
+        elif content in _CSV_SYSTEM_TEXTS:
+            kind, text = "system", content
+        else:
+            kind, text = infer_kind(content), content
+        stats.read += 1
+        yield Message(group=group, sender=row[i_author], sender_id=row[i_aid], time=when, text=text, kind=kind)
+
+
+def write_discord_csv(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    with open(path, "w", encoding=encoding, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(DISCORD_CSV_COLUMNS)
+        for m in check_single_group(messages, "discord_csv", group_name):
+            att = _KIND_FILE.get(m.kind, "")
+            content = caption_of(m.kind, m.text) if att else m.text
+            w.writerow((m.sender_id, m.sender, format_time(m.time, "T"), content, att, ""))

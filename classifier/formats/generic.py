@@ -1,0 +1,185 @@
+"""Generic CSV / TSV / JSONL with a column mapping.
+
+Columns are found by our field names (``group, sender, sender_id, time, text, kind, msg_id,
+reply_to``), then by common aliases (``content``, ``user``, ``timestamp`` ...), and
+``columns`` overrides both::
+
+    iter_messages("chat.csv", "csv", columns={"text": "内容", "sender": "user"})
+
+Only the text column is required. Without a kind column the kind is inferred from the text
+(placeholders such as ``[图片]``). A missing group column means the file name is the group.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import orjson
+
+from ..base import GroupscoreError
+from ..records import Message
+from .common import ReadContext, format_time, normalise_kind, parse_time
+from .tabular import csv_rows
+from .textio import LineSource, sniff_encoding
+
+FIELDS = ("group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to")
+ALIASES: dict[str, tuple[str, ...]] = {
+    "group": ("group", "group_name", "chat", "chat_name", "room", "channel", "群", "群名", "群聊"),
+    "sender": ("sender", "sender_name", "user", "username", "user_name", "author", "nickname", "name", "from",
+               "发送者", "昵称", "用户"),
+    "sender_id": ("sender_id", "user_id", "author_id", "uid", "from_id", "用户id"),
+    "time": ("time", "timestamp", "date", "datetime", "created_at", "create_time", "时间"),
+    "text": ("text", "content", "message", "msg", "body", "内容", "消息", "消息内容"),
+    "kind": ("kind", "msg_type", "message_type", "type", "类型"),
+    "msg_id": ("msg_id", "message_id", "id", "消息id"),
+    "reply_to": ("reply_to", "reply_to_id", "reply_to_message_id", "parent_id", "回复"),
+}
+
+
+def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fmt: str) -> dict[str, str]:
+    """Our field -> the file's column name, for the fields the file has.
+
+    >>> resolve_columns(["user", "content"], None, "csv")
+    {'sender': 'user', 'text': 'content'}
+    """
+    avail = list(available)
+    lower = {a.strip().lower(): a for a in avail}
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(FIELDS))
+    if unknown:
+        raise GroupscoreError(f"unknown field(s) in column mapping: {', '.join(unknown)} (fields: {', '.join(FIELDS)})")
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for fld in FIELDS:
+        if fld in columns:
+            col = columns[fld]
+            if col not in avail and col.lower() not in lower:
+                raise GroupscoreError(f"{fmt}: column {col!r} (for {fld}) not found; columns are: {', '.join(avail)}")
+            out[fld] = col if col in avail else lower[col.lower()]
+            taken.add(out[fld])
+    for fld in FIELDS:
+        if fld in out:
+            continue
+        for alias in ALIASES[fld]:
+            col = lower.get(alias)
+            if col is not None and col not in taken:
+                out[fld] = col
+                taken.add(col)
+                break
+    if "text" not in out:
+        raise GroupscoreError(
+            f"{fmt}: no text column among {', '.join(avail) or '(none)'}; map one, e.g. --columns text=<name>")
+    return out
+
+
+def _record(get: dict[str, Any], ctx: ReadContext) -> Message:
+    """Build a message from field -> raw value; raise ValueError when malformed."""
+    text = get.get("text")
+    if text is None:
+        raise ValueError("no text")
+    text = text if isinstance(text, str) else str(text)
+    raw_time = get.get("time")
+    when = parse_time(raw_time) if raw_time not in (None, "") else None
+    group = ctx.group if ctx.group is not None else (_s(get.get("group")) or ctx.default_group)
+    return Message(
+        group=group,
+        sender=_s(get.get("sender")),
+        sender_id=_s(get.get("sender_id")),
+        time=when,
+        text=text,
+        kind=normalise_kind(_s(get.get("kind")), text),
+        msg_id=_s(get.get("msg_id")),
+        reply_to=_s(get.get("reply_to")),
+    )
+
+
+def _s(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return v if isinstance(v, str) else str(v)
+
+
+def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Message]:
+    rows = csv_rows(ctx, delimiter)
+    _, header = next(rows, (0, []))
+    if not header:
+        return
+    mapping = resolve_columns(header, ctx.columns, fmt)
+    pos = {fld: header.index(col) for fld, col in mapping.items()}
+    stats = ctx.stats
+    for line, row in rows:
+        try:
+            m = _record({fld: row[i] for fld, i in pos.items()}, ctx)
+        except ValueError as err:
+            stats.skip(line, str(err))
+            continue
+        stats.read += 1
+        yield m
+
+
+def read_csv(ctx: ReadContext) -> Iterator[Message]:
+    return _read_delimited(ctx, ",", "csv")
+
+
+def read_tsv(ctx: ReadContext) -> Iterator[Message]:
+    return _read_delimited(ctx, "\t", "tsv")
+
+
+def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
+    enc = ctx.encoding or sniff_encoding(ctx.path)
+    ctx.stats.encoding = enc
+    stats = ctx.stats
+    mapping: dict[str, str] | None = None
+    src = LineSource(ctx.path, enc, stats)
+    for line in src:
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            stats.skip(src.lineno, f"invalid JSON: {err}")
+            continue
+        if not isinstance(obj, dict):
+            stats.skip(src.lineno, "line is not a JSON object")
+            continue
+        if mapping is None:
+            # Keys of the first object decide the mapping (JSONL files are homogeneous).
+            mapping = resolve_columns(obj.keys(), ctx.columns, "jsonl")
+        try:
+            m = _record({fld: obj.get(col) for fld, col in mapping.items()}, ctx)
+        except (ValueError, TypeError) as err:
+            stats.skip(src.lineno, str(err))
+            continue
+        stats.read += 1
+        yield m
+
+
+def _row(m: Message, group_name: str | None) -> tuple[str, ...]:
+    return (group_name if group_name is not None else m.group, m.sender, m.sender_id, format_time(m.time, "T"),
+            m.text, m.kind, m.msg_id, m.reply_to)
+
+
+def write_csv(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    _write_delimited(messages, path, group_name, encoding, ",")
+
+
+def write_tsv(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    _write_delimited(messages, path, group_name, encoding, "\t")
+
+
+def _write_delimited(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str, delim: str) -> None:
+    with open(path, "w", encoding=encoding, newline="") as f:
+        w = csv.writer(f, delimiter=delim)
+        w.writerow(FIELDS)
+        w.writerows(_row(m, group_name) for m in messages)
+
+
+def write_jsonl(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    with open(path, "w", encoding=encoding, newline="\n") as f:
+        for m in messages:
+            f.write(orjson.dumps(dict(zip(FIELDS, _row(m, group_name)))).decode())
+            f.write("\n")

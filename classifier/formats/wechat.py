@@ -1,0 +1,271 @@
+"""WeChat exports: WeChatMsg/留痕 CSV and TXT, PyWxDump CSV.
+
+WeChatMsg CSV columns: ``localId,TalkerId,Type,SubType,IsSender,CreateTime,Status,StrContent,
+StrTime,Remark,NickName,Sender`` (Type 1 text, 3 image, 34 voice, 43 video, 47 sticker,
+10000 system, 49 app message whose SubType says reply 57 / link 5 / file 6). The file carries
+no group name, so the group is the file name (minus ``_utf8``) unless given.
+
+WeChatMsg TXT: a head line ``2023-01-01 12:00:00 昵称`` then the content lines, blank line
+between messages.
+
+PyWxDump CSV columns: ``id,MsgSvrID,type_name,is_sender,talker,room_name,msg,src,CreateTime``;
+``talker`` is the sender's wxid (``我`` for the exporting account), ``room_name`` the chat id.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..records import Message
+from .common import (
+    PLACEHOLDERS,
+    ReadContext,
+    caption_of,
+    check_single_group,
+    format_time,
+    infer_kind,
+    parse_time,
+    with_placeholder,
+)
+from .tabular import csv_rows, header_index
+from .textio import LineSource, sniff_encoding
+
+# ---------------------------------------------------------------- WeChatMsg CSV
+
+WECHATMSG_COLUMNS = (
+    "localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime",
+    "Status", "StrContent", "StrTime", "Remark", "NickName", "Sender",
+)
+
+_TYPE_KIND = {1: "text", 3: "image", 34: "voice", 43: "video", 47: "sticker", 10000: "system", 10002: "system"}
+# SubTypes of Type 49 ("app messages").
+_APP_KIND = {57: "reply", 5: "link", 4: "link", 33: "link", 36: "link", 6: "file", 8: "sticker"}
+_KIND_TYPE = {"text": (1, 0), "image": (3, 0), "voice": (34, 0), "video": (43, 0), "sticker": (47, 0),
+              "system": (10000, 0), "reply": (49, 57), "link": (49, 5), "file": (49, 6), "other": (49, 19)}
+
+
+def _xml_tag(s: str, tag: str) -> str:
+    """Text of the first <tag>…</tag> in an XML payload, CDATA unwrapped ('' if none)."""
+    i = s.find(f"<{tag}>")
+    if i < 0:
+        return ""
+    i += len(tag) + 2
+    j = s.find(f"</{tag}>", i)
+    if j < 0:
+        return ""
+    v = s[i:j].strip()
+    if v.startswith("<![CDATA[") and v.endswith("]]>"):
+        v = v[9:-3]
+    return v.strip()
+
+
+def _wechat_text(kind: str, content: str) -> str:
+    content = content.strip("\r\n")
+    is_xml = content.lstrip().startswith("<")
+    if kind in ("reply", "link", "file") and is_xml:
+        content = _xml_tag(content, "title")
+    elif kind == "system" and is_xml:
+        content = _xml_tag(content, "template") or _xml_tag(content, "content") or "[系统消息]"
+    elif kind in PLACEHOLDERS and is_xml:
+        content = ""  # image/voice/video/sticker payloads are XML metadata, not text
+    return with_placeholder(kind, content) if kind in PLACEHOLDERS else content
+
+
+def read_wechatmsg_csv(ctx: ReadContext) -> Iterator[Message]:
+    rows = csv_rows(ctx)
+    _, header = next(rows, (0, []))
+    if not header:
+        return
+    ix = header_index(header, ("Type", "StrContent"), "wechatmsg_csv")
+    i_id, i_type, i_sub = ix.get("localId"), ix["Type"], ix.get("SubType")
+    i_ct, i_st, i_text = ix.get("CreateTime"), ix.get("StrTime"), ix["StrContent"]
+    i_rem, i_nick, i_snd = ix.get("Remark"), ix.get("NickName"), ix.get("Sender")
+    group = ctx.default_group
+    stats = ctx.stats
+    for line, row in rows:
+        try:
+            t = int(row[i_type])
+            sub = int(row[i_sub] or 0) if i_sub is not None else 0
+        except ValueError:
+            stats.skip(line, f"Type/SubType not a number: {row[i_type]!r}")
+            continue
+        kind = _APP_KIND.get(sub, "other") if t == 49 else _TYPE_KIND.get(t, "other")
+        stamp = row[i_st] if i_st is not None and row[i_st] else (row[i_ct] if i_ct is not None else "")
+        try:
+            when = parse_time(stamp) if stamp else None
+        except ValueError as err:
+            stats.skip(line, f"bad time: {err}")
+            continue
+        nick = row[i_nick] if i_nick is not None else ""
+        remark = row[i_rem] if i_rem is not None else ""
+        sender_id = row[i_snd] if i_snd is not None else ""
+        stats.read += 1
+        yield Message(
+            group=group,
+            sender=nick or remark or sender_id,
+            sender_id=sender_id,
+            time=when,
+            text=_wechat_text(kind, row[i_text]),
+            kind=kind,
+            msg_id=row[i_id] if i_id is not None else "",
+        )
+
+
+def write_wechatmsg_csv(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    with open(path, "w", encoding=encoding, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(WECHATMSG_COLUMNS)
+        for n, m in enumerate(check_single_group(messages, "wechatmsg_csv", group_name), 1):
+            t, sub = _KIND_TYPE.get(m.kind, (1, 0))
+            created = str(int(m.time.timestamp())) if m.time else ""
+            w.writerow((m.msg_id or n, 1, t, sub, 0, created, 2, m.text, format_time(m.time),
+                        "", m.sender, m.sender_id))
+
+
+# ---------------------------------------------------------------- WeChatMsg TXT
+
+SYSTEM_SENDERS = frozenset({"系统消息", "系统", "system", "System"})
+
+
+def looks_like_head(line: str) -> bool:
+    """Cheap test for ``YYYY-MM-DD HH:MM:SS name`` before any parsing (most lines fail fast)."""
+    return len(line) > 19 and line[4] == "-" and line[:4].isdigit() and line[13] == ":" and line[10] == " "
+
+
+def read_wechatmsg_txt(ctx: ReadContext) -> Iterator[Message]:
+    enc = ctx.encoding or sniff_encoding(ctx.path)
+    ctx.stats.encoding = enc
+    stats = ctx.stats
+    group = ctx.default_group
+    head: tuple[int, object, str] | None = None  # (line, time, sender) of the open message
+    body: list[str] = []
+    orphan = 0  # line of text seen before any head (reported once per run of such lines)
+    dropping = False  # after a malformed head, its body lines go with it
+
+    def flush() -> Message:
+        while body and not body[-1].strip():
+            body.pop()
+        _, when, sender = head  # type: ignore[misc]
+        text = "\n".join(body)
+        kind = "system" if sender in SYSTEM_SENDERS else infer_kind(text, system_phrases=True)
+        return Message(group=group, sender="" if sender in SYSTEM_SENDERS else sender,
+                       time=when, text=text, kind=kind)  # type: ignore[arg-type]
+
+    src = LineSource(ctx.path, enc, stats)
+    for raw in src:
+        line = raw.rstrip("\r\n")
+        if looks_like_head(line):
+            if head is not None:
+                stats.read += 1
+                yield flush()
+            head, body, dropping = None, [], False
+            try:
+                when = parse_time(line[:19])
+            except ValueError as err:
+                stats.skip(src.lineno, f"message head with bad time: {err}")
+                dropping = True
+                continue
+            head = (src.lineno, when, line[20:].strip())
+            continue
+        if head is not None:
+            body.append(line)
+        elif line.strip() and not dropping and not orphan:
+            orphan = src.lineno
+            stats.skip(src.lineno, "text before the first message head")
+    if head is not None:
+        stats.read += 1
+        yield flush()
+
+
+def write_wechatmsg_txt(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    with open(path, "w", encoding=encoding, newline="\n") as f:
+        for m in check_single_group(messages, "wechatmsg_txt", group_name):
+            sender = "系统消息" if m.kind == "system" else (m.sender or m.sender_id or "未知")
+            f.write(f"{format_time(m.time)} {sender}\n{m.text}\n\n")
+
+
+# ---------------------------------------------------------------- PyWxDump CSV
+
+PYWXDUMP_COLUMNS = ("id", "MsgSvrID", "type_name", "is_sender", "talker", "room_name", "msg", "src", "CreateTime")
+
+# PyWxDump's type names, matched by fragment (its list is long and grew over versions).
+_PYWX_FRAGMENTS = (
+    ("撤回", "system"), ("系统", "system"), ("拍一拍", "system"), ("邀请", "system"), ("红包", "system"),
+    ("引用", "reply"), ("表情", "sticker"), ("GIF", "sticker"), ("图片", "image"),
+    ("通话", "other"), ("语音", "voice"), ("视频号", "link"), ("视频", "video"), ("文件", "file"),
+    ("链接", "link"), ("小程序", "link"), ("音乐", "link"), ("公众号", "link"), ("群公告", "link"),
+    ("文本", "text"),
+)
+_KIND_PYWX = {"text": "文本", "image": "图片", "voice": "语音", "video": "视频", "sticker": "动画表情",
+              "file": "文件", "link": "(分享)卡片式链接", "reply": "带有引用的文本消息",
+              "system": "系统通知", "other": "未知"}
+# What PyWxDump writes in `msg` for media without text.
+_PYWX_BARE = {"图片", "视频", "表情", "语音", ""}
+
+
+def _pywx_kind(type_name: str) -> str:
+    for frag, kind in _PYWX_FRAGMENTS:
+        if frag in type_name:
+            return kind
+    return "other"
+
+
+def _pywx_text(kind: str, msg: str) -> str:
+    if kind == "reply":
+        return msg.split("\n\n[引用]", 1)[0]
+    if kind == "voice" and msg.startswith("语音时长"):
+        _, _, trans = msg.partition("翻译结果：")
+        return with_placeholder(kind, trans)
+    if kind == "link":
+        msg = "\n".join(l for l in msg.split("\n") if not l.startswith("<a href=")).strip()
+    if kind in PLACEHOLDERS:
+        return with_placeholder(kind, "" if msg in _PYWX_BARE else msg)
+    return msg
+
+
+def read_pywxdump_csv(ctx: ReadContext) -> Iterator[Message]:
+    rows = csv_rows(ctx)
+    _, header = next(rows, (0, []))
+    if not header:
+        return
+    ix = header_index(header, ("type_name", "talker", "CreateTime"), "pywxdump_csv")
+    i_text = ix.get("msg", ix.get("content"))  # older PyWxDump called the column "content"
+    if i_text is None:
+        from ..base import GroupscoreError
+
+        raise GroupscoreError("pywxdump_csv: header lacks column msg (or content)")
+    i_id, i_type, i_talker = ix.get("MsgSvrID"), ix["type_name"], ix["talker"]
+    i_room, i_time = ix.get("room_name"), ix["CreateTime"]
+    stats = ctx.stats
+    for line, row in rows:
+        try:
+            when = parse_time(row[i_time]) if row[i_time] else None
+        except ValueError as err:
+            stats.skip(line, f"bad time: {err}")
+            continue
+        kind = _pywx_kind(row[i_type])
+        talker = row[i_talker]
+        if talker == "系统":
+            kind, talker = "system", ""
+        group = ctx.group if ctx.group is not None else (row[i_room] if i_room is not None and row[i_room] else ctx.default_group)
+        stats.read += 1
+        yield Message(group=group, sender=talker, sender_id=talker, time=when,
+                      text=_pywx_text(kind, row[i_text]), kind=kind,
+                      msg_id=row[i_id] if i_id is not None else "")
+
+
+def write_pywxdump_csv(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
+    with open(path, "w", encoding=encoding, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(PYWXDUMP_COLUMNS)
+        for n, m in enumerate(messages, 1):
+            msg = caption_of(m.kind, m.text)
+            if m.kind in ("image", "video", "sticker") and not msg:
+                msg = {"image": "图片", "video": "视频", "sticker": "表情"}[m.kind]
+            elif m.kind == "voice":
+                msg = f"语音时长：1.00秒\n翻译结果：{msg}" if msg else "语音时长：1.00秒"
+            w.writerow((n, m.msg_id, _KIND_PYWX.get(m.kind, "文本"), 0,
+                        m.sender_id or m.sender, group_name if group_name is not None else m.group,
+                        msg, "", format_time(m.time)))
