@@ -16,9 +16,14 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import signal
 import sys
 
 from classifier import GroupscoreError, load_model
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -91,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
               "server_header": False}
     auth = "bearer token required" if settings.token else "no token (set GROUPSCORE_TOKEN to require one)"
     print(f"groupscore: serving on http://{args.host}:{port} with {workers} worker(s), {auth}", file=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal so the process
+    # would die "killed by signal". A finished graceful shutdown is a success: exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     if workers == 1:
         uvicorn.run(create_app(model, settings), **common)
     else:

@@ -611,19 +611,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Invented examples, just enough for the linear backend to train a tiny model.
+_TINY = {
+    "ad": ["加V：abc123 免费领资料", "兼职刷单日结200，私聊", "扫码进群领券", "代理招募，一件代发", "出二手账号 100r 私聊"],
+    "question": ["私域转化率一般怎么算？", "有人用过企业微信的群发吗", "求推荐一本讲用户增长的书", "社群怎么做激活？", "裂变活动有什么坑？"],
+    "on_topic": ["上周做了裂变活动，转化率从3%涨到了8%", "建议先做用户分层再设计激活路径", "社群运营要持续输出内容",
+                 "企业微信群发每天有次数限制", "私域的核心是复购"],
+    "off_topic": ["早上好", "哈哈哈", "收到", "今晚吃火锅吗", "[表情]"],
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped default model, else a tiny linear model trained here."""
+    if (DEFAULT_MODEL / "model.json").is_file():
+        return DEFAULT_MODEL
+    linear = pytest.importorskip("classifier.linear", reason="no models/default and no linear backend to build one")
+    from classifier.base import Example
+
+    examples = [
+        Example(text, label, topic="私域运营 社群" if label in ("question", "on_topic") else "")
+        for label, texts in _TINY.items()
+        for text in texts
+    ]
+    path = tmp_path_factory.mktemp("tiny_model")
+    linear.LinearClassifier(folds=2, min_df=1).fit(examples).save(
+        path, training={"n_examples": len(examples), "source": "tests/test_server.py"}, metrics={}
+    )
+    return path
+
+
 @pytest.mark.slow
-def test_real_server_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_real_server_process(tmp_path: Path, model_dir: Path, workers: int) -> None:
     import httpx
 
-    model = _real_model()
     port = _free_port()
-    env = {**os.environ, "GROUPSCORE_TOKEN": "proc-token", "GROUPSCORE_MAX_BATCH": "5"}
+    token_file = tmp_path / "token"
+    token_file.write_text("proc-token\n", encoding="utf-8")
+    env = {**os.environ, "GROUPSCORE_MAX_BATCH": "5"}
+    env.pop("GROUPSCORE_TOKEN", None)
     log = tmp_path / "server.log"
+    cmd = [sys.executable, str(ROOT / "serve.py"), "--port", str(port), "--model", str(model_dir),
+           "--workers", str(workers), "--token-file", str(token_file)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "serve.py"), "--port", str(port), "--model", str(model)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
@@ -638,10 +670,13 @@ def test_real_server_process(tmp_path: Path) -> None:
                 time.sleep(0.2)
             auth = {"Authorization": "Bearer proc-token"}
             with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
-                r = http.post("/v1/classify", json={"text": "加V：abc123 免费领资料"})
-                assert r.status_code == 200 and r.json()["label"] == "ad"
+                for _ in range(2 * workers):  # more than one connection's worth, so both workers answer
+                    r = http.post("/v1/classify", json={"text": "加V：abc123 免费领资料"})
+                    assert r.status_code == 200 and r.json()["label"] == "ad"
                 r = http.post("/v1/classify/batch", json={"messages": [{"text": "早上好"}] * 6})
-                assert r.status_code == 413  # the env limit reached the server
+                assert r.status_code == 413  # the env limit reached the server (and its workers)
+                r = http.post("/v1/classify/batch", json={"messages": [{"text": "早上好"}, {"text": "加V领资料"}]})
+                assert [p["label"] for p in r.json()["predictions"]][1] == "ad"
                 assert http.get("/v1/model").json()["labels"] == list(LABELS)
             assert httpx.post(f"{base}/v1/classify", json={"text": "a"}).status_code == 401
         finally:
@@ -651,6 +686,13 @@ def test_real_server_process(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 raise
-    assert code == 0, log.read_text(errors="replace")
     text = log.read_text(errors="replace")
-    assert "免费领资料" not in text  # no request data in the server's output
+    assert code == 0, text
+    assert "免费领资料" not in text and "proc-token" not in text  # no request data, no secret in the output
+
+
+def test_serve_py_bad_model_is_one_line_error(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, str(ROOT / "serve.py"), "--model", str(tmp_path / "nope")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: not a groupscore model directory (no model.json): {tmp_path / 'nope'}"]
