@@ -174,7 +174,7 @@ class GroupScorer:
         self.topic = topic
         self.members_given = members
         self.members_source = members_source
-        self.admins = frozenset(a for a in admins if a)
+        self.admins: set[str] = {a for a in admins if a}  # the pipeline adds pseudonymised admins as it meets them
         self.relevance_threshold = relevance_threshold
         self.answer_window = answer_window
         self.flood_window = flood_window

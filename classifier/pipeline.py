@@ -1,0 +1,483 @@
+"""The ``score`` pipeline: exports → messages → per-group batches → classifier → scores → outputs.
+
+Everything streams. Per group only a pending batch (at most ``batch_size`` records, or
+``INDUCE_MESSAGES`` while a topic is still being induced) and a :class:`GroupScorer`'s
+aggregates are held; each batch is classified once per distinct text, scored, written to
+``messages.jsonl`` and dropped. ``messages.jsonl`` keeps every record in input order within
+its group (batches of different groups interleaved in one export may come out grouped).
+
+Topic per group, first that applies: the groups config entry's ``topic``/``keywords``, then
+``topic`` (``--topic``), then a topic induced from the group's first ``INDUCE_MESSAGES``
+records (the report marks it ``induced`` and lists its keywords).
+
+``anonymize``: every member name and id becomes ``member_<8 hex>``, an HMAC-SHA256 of the
+member key (id if the export has one, else the name) under a key that is random per run unless
+given (``anonymize_key`` / ``$GROUPSCORE_ANON_KEY``, for pseudonyms stable across runs).
+``@name`` mentions of members already seen in the group (including the rest of the current
+batch) are rewritten to their pseudonym; bare names inside message text are NOT detected.
+System records (join/leave/recall notices name people who may never post) get their text
+replaced by ``[system]``. Group names are kept.
+
+>>> report = score_exports(["群聊.csv"], load_model(), topic="私域运营", out_dir="out")  # doctest: +SKIP
+>>> report["groups"][0]["verticality"]                                                    # doctest: +SKIP
+61.3
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time as _time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import orjson
+
+from . import __version__
+from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
+from .records import Message
+from .scoring import INDUCE_MESSAGES, GroupScorer, classify_batch, resolve_topic
+
+DEFAULT_BATCH = 4096
+GROUP_CONFIG_KEYS = {"topic", "keywords", "members", "admins"}
+SYSTEM_REDACTED = "[system]"
+
+
+# ---------------------------------------------------------------------- groups config
+def validate_groups_config(obj: Any, source: str = "groups config") -> dict[str, dict[str, Any]]:
+    """Check a groups config and return it normalised to ``{name: {topic, members, admins}}``.
+
+    Shape: ``{"群名": {"topic": "私域运营 社群", "keywords": ["企微"], "members": 480,
+    "admins": ["群主"]}}``; every field is optional and a bare string stands for ``topic``.
+
+    >>> validate_groups_config({"A": "私域运营", "B": {"members": 10}})["B"]
+    {'topic': '', 'members': 10, 'admins': []}
+    """
+    if not isinstance(obj, dict):
+        raise GroupscoreError(f"{source}: expected a JSON object mapping group names to settings")
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in obj.items():
+        where = f"{source}: group {name!r}"
+        if isinstance(entry, str):
+            entry = {"topic": entry}
+        if not isinstance(entry, dict):
+            raise GroupscoreError(f"{where}: expected an object like {{\"topic\": \"...\", \"members\": 100}}")
+        unknown = set(entry) - GROUP_CONFIG_KEYS
+        if unknown:
+            raise GroupscoreError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(GROUP_CONFIG_KEYS))})"
+            )
+        topic = entry.get("topic", "")
+        if not isinstance(topic, str):
+            raise GroupscoreError(f"{where}: topic must be a string")
+        keywords = entry.get("keywords", [])
+        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+            raise GroupscoreError(f"{where}: keywords must be a list of strings")
+        members = entry.get("members")
+        if members is not None and (isinstance(members, bool) or not isinstance(members, int) or members < 0):
+            raise GroupscoreError(f"{where}: members must be a non-negative integer")
+        admins = entry.get("admins", [])
+        if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+            raise GroupscoreError(f"{where}: admins must be a list of names or ids")
+        out[str(name)] = {"topic": " ".join([topic.strip(), *keywords]).strip(), "members": members, "admins": admins}
+    return out
+
+
+def load_groups_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read and validate a ``--groups`` JSON file (see :func:`validate_groups_config`)."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise GroupscoreError(f"groups config not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GroupscoreError(f"cannot read groups config {p}: {err}") from None
+    except ValueError as err:
+        raise GroupscoreError(f"groups config {p} is not valid JSON: {err}") from None
+    return validate_groups_config(obj, source=str(p))
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """``"text=content,sender=user"`` → ``{"text": "content", "sender": "user"}``.
+
+    >>> parse_columns("text=content, sender=user")
+    {'text': 'content', 'sender': 'user'}
+    """
+    if not spec:
+        return None
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        field_name, sep, column = part.partition("=")
+        if not sep or not field_name.strip() or not column.strip():
+            raise GroupscoreError(f"bad --columns entry {part.strip()!r}: expected field=column, e.g. text=content")
+        out[field_name.strip()] = column.strip()
+    return out
+
+
+# ---------------------------------------------------------------------- anonymisation
+class Pseudonymizer:
+    """Stable pseudonyms: ``member_`` + 8 hex digits of HMAC-SHA256(key, member key).
+
+    >>> p = Pseudonymizer("k")
+    >>> p("张三") == p("张三"), p("张三").startswith("member_")
+    (True, True)
+    """
+
+    def __init__(self, key: str | bytes | None = None) -> None:
+        if key is None:
+            key = os.environ.get("GROUPSCORE_ANON_KEY") or secrets.token_bytes(32)
+        self._key = key.encode("utf-8") if isinstance(key, str) else key
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        if not value:
+            return value
+        p = self._cache.get(value)
+        if p is None:
+            digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+            p = self._cache[value] = f"member_{digest[:8]}"
+        return p
+
+
+def rewrite_mentions(text: str, names: Mapping[str, str], longest: int) -> str:
+    """Replace ``@name`` (half- or full-width @) for every known ``name`` → ``@pseudonym``.
+
+    The longest known name that follows the @ wins, so "@张三丰" is not read as "@张三".
+
+    >>> rewrite_mentions("@张三 你好，＠李四丰", {"张三": "m1", "李四": "m2", "李四丰": "m3"}, 3)
+    '@m1 你好，＠m3'
+    """
+    if ("@" not in text and "＠" not in text) or not names:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        out.append(ch)
+        i += 1
+        if ch == "@" or ch == "＠":
+            for size in range(min(longest, n - i), 0, -1):
+                pseudo = names.get(text[i:i + size])
+                if pseudo is not None:
+                    out.append(pseudo)
+                    i += size
+                    break
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------- the run
+@dataclass
+class _Group:
+    name: str
+    topic: Topic | None
+    members: int | None
+    admins: list[str]
+    scorer: GroupScorer | None = None
+    pending: list[Message] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # display name -> pseudonym (anonymize)
+    longest_name: int = 0
+
+
+class _Run:
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        topic: str | Topic | None,
+        groups_config: Mapping[str, Any] | None,
+        anonymize: bool,
+        anonymize_key: str | bytes | None,
+        out: Any | None,
+        batch_size: int,
+        relevance_threshold: float,
+    ) -> None:
+        self.classifier = classifier
+        self.config = validate_groups_config(dict(groups_config)) if groups_config else {}
+        self.topic_text = topic
+        self._shared_topic: Topic | None = None
+        self.pseudo = Pseudonymizer(anonymize_key) if anonymize else None
+        self.out = out
+        self.batch_size = max(1, batch_size)
+        self.threshold = relevance_threshold
+        self.groups: dict[str, _Group] = {}
+        self.records = 0
+
+    # topic precedence: groups config > --topic > induced
+    def _group(self, name: str) -> _Group:
+        g = self.groups.get(name)
+        if g is not None:
+            return g
+        entry = self.config.get(name, {})
+        topic: Topic | None = None
+        if entry.get("topic"):
+            topic = resolve_topic(self.classifier, entry["topic"])
+        elif isinstance(self.topic_text, Topic):
+            topic = self.topic_text
+        elif self.topic_text:
+            if self._shared_topic is None:
+                self._shared_topic = resolve_topic(self.classifier, self.topic_text)
+            topic = self._shared_topic
+        g = self.groups[name] = _Group(name, topic, entry.get("members"), list(entry.get("admins", [])))
+        return g
+
+    def add(self, msg: Message) -> None:
+        self.records += 1
+        g = self.groups.get(msg.group) or self._group(msg.group)
+        g.pending.append(msg)
+        limit = self.batch_size if g.topic is not None else max(self.batch_size, INDUCE_MESSAGES)
+        if len(g.pending) >= limit:
+            self.flush(g)
+
+    def flush(self, g: _Group) -> None:
+        batch, g.pending = g.pending, []
+        if g.topic is None:
+            g.topic = resolve_topic(self.classifier, None, [m.text for m in batch if m.kind == "text"])
+        if g.scorer is None:
+            admins = g.admins
+            if self.pseudo is not None:
+                admins = [self.pseudo(a) for a in admins]
+            g.scorer = GroupScorer(g.name, g.topic, members=g.members, admins=admins,
+                                   relevance_threshold=self.threshold)
+        if self.pseudo is not None:
+            batch = self._anonymize(g, batch)
+        if not batch:
+            return
+        cb = classify_batch(self.classifier, batch, g.topic)
+        scorer = g.scorer
+        add = scorer.add
+        labels, rel = cb.labels, cb.relevance.tolist()
+        fragments: list[bytes] | None = None
+        if self.out is not None:
+            fragments = self._fragments(cb, rel, scorer.relevance_threshold)
+        lines: list[bytes] = []
+        for m, i in zip(batch, cb.index):
+            if i < 0:
+                add(m, None)
+                frag = _SYSTEM_FRAGMENT
+            else:
+                add(m, labels[i], None, rel[i])
+                frag = fragments[i] if fragments is not None else b""
+            if fragments is not None:
+                lines.append(_record_bytes(m, frag))
+        if self.out is not None:
+            lines.append(b"")
+            self.out.write(b"\n".join(lines))
+
+    @staticmethod
+    def _fragments(cb, rel: list[float], threshold: float) -> list[bytes]:
+        # The classification half of each JSONL record, built once per distinct text.
+        out = []
+        probs = cb.probs.round(4).tolist()
+        for label, row, r in zip(cb.labels, probs, rel):
+            effective = label == "on_topic" or (label == "question" and r >= threshold)
+            out.append(orjson.dumps({
+                "label": label,
+                "probs": dict(zip(LABELS, row)),
+                "relevance": round(r, 4),
+                "effective": effective,
+                "system": False,
+            })[1:-1])
+        return out
+
+    def _anonymize(self, g: _Group, batch: list[Message]) -> list[Message]:
+        pseudo = self.pseudo
+        assert pseudo is not None
+        admin_names = set(g.admins)
+        for m in batch:  # learn the batch's names first so earlier mentions of later speakers are caught
+            if m.sender and m.sender not in g.names and m.kind != "system":
+                g.names[m.sender] = pseudo(m.member)
+                g.longest_name = max(g.longest_name, len(m.sender))
+        out = []
+        for m in batch:
+            key = m.member
+            p = pseudo(key)
+            if admin_names and (m.sender in admin_names or m.sender_id in admin_names):
+                g.scorer.admins.add(p)  # admins were named in the clear in the config
+            if m.kind == "system":
+                text = SYSTEM_REDACTED
+            else:
+                text = rewrite_mentions(m.text, g.names, g.longest_name)
+            out.append(Message(group=m.group, sender=p, sender_id=p if m.sender_id else "", time=m.time,
+                               text=text, kind=m.kind, msg_id=m.msg_id, reply_to=m.reply_to))
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        results = []
+        for g in self.groups.values():
+            self.flush(g)
+            results.append(g.scorer.result())
+        return results
+
+
+_SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"system":true'
+
+
+def _record_bytes(m: Message, fragment: bytes) -> bytes:
+    head = orjson.dumps({
+        "group": m.group,
+        "sender": m.sender,
+        "sender_id": m.sender_id,
+        "time": m.time.isoformat() if m.time else "",
+        "text": m.text,
+        "kind": m.kind,
+        "msg_id": m.msg_id,
+        "reply_to": m.reply_to,
+    })
+    return head[:-1] + b"," + fragment + b"}"
+
+
+def _model_summary(classifier: Classifier) -> dict[str, Any]:
+    try:
+        info = classifier.info() or {}
+    except Exception as err:  # the report is still useful without model details
+        return {"error": str(err)}
+    keep = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool)) or k == "labels"}
+    return keep
+
+
+def score_stream(
+    messages: Iterable[Message],
+    classifier: Classifier,
+    *,
+    topic: str | Topic | None = None,
+    groups_config: Mapping[str, Any] | None = None,
+    anonymize: bool = False,
+    anonymize_key: str | bytes | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+    relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    inputs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Score an already-read stream of records (any mix of groups); see :func:`score_exports`."""
+    from .report import render_html, write_report_json
+
+    started = _time.perf_counter()
+    out_path = Path(out_dir) if out_dir is not None else None
+    handle = None
+    if out_path is not None:
+        try:
+            out_path.mkdir(parents=True, exist_ok=True)
+            handle = open(out_path / "messages.jsonl", "wb")
+        except OSError as err:
+            raise GroupscoreError(f"cannot write to output directory {out_path}: {err}") from None
+    run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
+               anonymize_key=anonymize_key, out=handle, batch_size=batch_size,
+               relevance_threshold=relevance_threshold)
+    try:
+        with _progress(progress) as tick:
+            for n, msg in enumerate(messages, 1):
+                run.add(msg)
+                if not n & 0x3FFF:
+                    tick(n)
+            tick(run.records)
+            groups = run.finish()
+    finally:
+        if handle is not None:
+            handle.close()
+
+    warnings = [f"groups config names {name!r}, which is not in the input"
+                for name in run.config if name not in run.groups]
+    elapsed = _time.perf_counter() - started
+    report: dict[str, Any] = {
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "groupscore_version": __version__,
+        "model": _model_summary(classifier),
+        "settings": {
+            "topic": topic.description if isinstance(topic, Topic) else topic,
+            "groups_config": sorted(run.config),
+            "anonymized": anonymize,
+            "relevance_threshold": relevance_threshold,
+        },
+        "inputs": inputs if inputs is not None else [],
+        "records": run.records,
+        "seconds": round(elapsed, 3),
+        "groups": groups,
+        "warnings": warnings,
+    }
+    if out_path is not None:
+        write_report_json(report, out_path / "report.json")
+        try:
+            (out_path / "report.html").write_text(render_html(report), encoding="utf-8")
+        except OSError as err:
+            raise GroupscoreError(f"cannot write {out_path / 'report.html'}: {err}") from None
+    return report
+
+
+def score_exports(
+    paths: Sequence[str | Path],
+    classifier: Classifier,
+    *,
+    fmt: str | None = None,
+    topic: str | None = None,
+    groups_config: Mapping[str, Any] | None = None,
+    anonymize: bool = False,
+    anonymize_key: str | bytes | None = None,
+    out_dir: str | Path | None = None,
+    columns: Mapping[str, str] | None = None,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+    relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+) -> dict[str, Any]:
+    """Read exports, classify and score every group; write ``out_dir`` outputs if given.
+
+    Returns the full report: ``groups`` (one :meth:`GroupScorer.result` per group, in order of
+    first appearance), ``inputs`` (``path``, ``format``, ``read``, ``skipped``, ``errors`` per
+    file), ``model``, ``settings``, ``generated_at``, ``warnings``. With ``out_dir`` it writes
+    ``report.json``, ``messages.jsonl`` and ``report.html`` there.
+    """
+    from .formats import ReadStats, iter_messages
+
+    if not paths:
+        raise GroupscoreError("no input files given")
+    for p in paths:
+        if not Path(p).is_file():
+            raise GroupscoreError(f"input not found: {p}")
+    inputs: list[dict[str, Any]] = []
+
+    def read_all() -> Iterator[Message]:
+        for p in paths:
+            stats = ReadStats()
+            yield from iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None)
+            inputs.append({"path": str(p), **stats.to_dict()})
+
+    return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
+                        anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
+                        progress=progress, batch_size=batch_size,
+                        relevance_threshold=relevance_threshold, inputs=inputs)
+
+
+class _progress:
+    """A rich progress counter on stderr when it is a terminal; a no-op otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            console = Console(stderr=True)
+            if console.is_terminal:
+                self._progress = Progress(SpinnerColumn(), TextColumn("scoring {task.completed:,} messages"),
+                                          TimeElapsedColumn(), console=console, transient=True)
+                self._progress.start()
+                self._task = self._progress.add_task("score", total=None)
+        return self._tick
+
+    def _tick(self, n: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=n)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
