@@ -80,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
         import uvicorn
 
-        from classifier.server import ServerSettings, create_app
+        from classifier.server import ServerSettings, create_app, warm_up
 
         settings = ServerSettings.from_env()  # validates every limit before anything starts
         # Load in this process even with several workers: a bad model path fails here with one
         # line, instead of in every worker in a restart loop.
         model = load_model(os.environ.get("GROUPSCORE_MODEL") or None)
+        warm_up(model)  # also proves the model predicts before any port opens
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -506,10 +506,18 @@ def create_app(classifier: Classifier, settings: ServerSettings | None = None) -
     return app
 
 
+def warm_up(classifier: Classifier) -> None:
+    """One throwaway prediction, so lazy start-up work (e.g. jieba building its dictionary,
+    about a second) happens before the port opens rather than in the first user's request."""
+    classifier.predict(["预热一下：有人在吗？"], topic=None)
+
+
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and multi-worker runs: model and settings from env.
 
     ``GROUPSCORE_MODEL`` names the model directory (the shipped default when unset).
     """
     settings = ServerSettings.from_env()
-    return create_app(load_model(os.environ.get("GROUPSCORE_MODEL") or None), settings)
+    classifier = load_model(os.environ.get("GROUPSCORE_MODEL") or None)
+    warm_up(classifier)
+    return create_app(classifier, settings)
