@@ -138,7 +138,10 @@ def induce_keywords(texts: Sequence[str], k: int = 12) -> tuple[str, ...]:
         df.update(words)
     # Ties broken alphabetically so the topic is deterministic.
     ranked = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))
-    return tuple(w for w, n in ranked[:k] if n >= 2 or len(texts) < 5)
+    # Words said in at least two messages, when there are any; a handful of one-off
+    # messages (a brand-new group) still gets its most frequent words.
+    repeated = [w for w, n in ranked if n >= 2]
+    return tuple(repeated[:k] if repeated else [w for w, _ in ranked[:k]])
 
 
 # ---------------------------------------------------------------------------------------
