@@ -13,6 +13,11 @@ from .base import GroupscoreError
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
+@app.callback()
+def main() -> None:
+    """groupscore: classify Chinese group-chat messages and score groups (有效活跃度, 垂直度)."""
+
+
 @app.command()
 def score(
     inputs: List[Path] = typer.Argument(..., metavar="INPUT...", help="Chat exports (format detected from content)."),

@@ -267,3 +267,51 @@ def test_real_model_scores_the_sample(tmp_path):
     for key in ("effective_activity", "effective_message_share", "verticality", "ad_rate"):
         assert 0.0 <= g[key] <= 100.0
     assert g["labels"]["ad"] > 0 and g["labels"]["on_topic"] > 0
+
+
+def test_score_exports_reads_files_and_reports_skips(tmp_path):
+    from classifier.formats import write_export
+    from classifier.pipeline import score_exports
+
+    csv_path = tmp_path / f"{GROUP}_utf8.csv"
+    write_export(sample_messages(), "wechatmsg_csv", csv_path, group_name=GROUP)
+    jsonl = tmp_path / "other.jsonl"
+    write_export(BASIC, "jsonl", jsonl)
+    with open(jsonl, "a", encoding="utf-8") as f:
+        f.write("{broken json\n")
+    out = tmp_path / "out"
+    report = score_exports([csv_path, jsonl], FakeClassifier(), topic=TOPIC, out_dir=out, progress=False)
+    assert [i["format"] for i in report["inputs"]] == ["wechatmsg_csv", "jsonl"]
+    assert report["inputs"][1]["skipped"] == 1 and report["inputs"][1]["errors"][0]["line"] == len(BASIC) + 1
+    assert report["inputs"][1]["read"] == len(BASIC)
+    groups = {g["group"]: g for g in report["groups"]}
+    assert groups["G"]["messages"] == len(BASIC) and groups[GROUP]["messages"] == len(sample_messages())
+    assert "other.jsonl" in (out / "report.html").read_text(encoding="utf-8")
+    with pytest.raises(GroupscoreError, match="input not found"):
+        score_exports([tmp_path / "nope.csv"], FakeClassifier(), progress=False)
+
+
+def test_cli_score_command(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import classifier.cli as cli
+    from classifier.formats import write_export
+
+    monkeypatch.setattr(cli, "load_model", lambda path=None: FakeClassifier())
+    src = tmp_path / "chat.jsonl"
+    write_export(BASIC, "jsonl", src)
+    groups = tmp_path / "groups.json"
+    groups.write_text('{"G": {"topic": "运营 转化", "members": 8}}', encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, ["score", str(src), "--groups", str(groups), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "25.0" in result.output                     # 2 effective members / 8 given
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["groups"][0]["effective_activity"] == 25.0
+    assert (out / "report.html").exists() and (out / "messages.jsonl").exists()
+
+    bad = CliRunner().invoke(cli.app, ["score", str(tmp_path / "missing.csv"), "--out", str(out)])
+    assert bad.exit_code == 1 and "error: input not found" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    bad_cols = CliRunner().invoke(cli.app, ["score", str(src), "--columns", "text", "--quiet"])
+    assert bad_cols.exit_code == 1 and "field=column" in bad_cols.output
