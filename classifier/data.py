@@ -1,0 +1,298 @@
+"""Training data: the shared pools, the fixed train/validation split, augmented ads.
+
+The split is made once, by a stable hash of the normalised text (so duplicates of a message
+never straddle train and validation): ``md5(text) % 100 < VAL_PERCENT`` → validation.
+
+Every pool is given the topic description of the group it would belong to, because
+on_topic/off_topic is relative to a topic. On-topic messages are also replayed under a
+*different* domain's topic as off_topic ("topic-contrastive" copies), which forces the model
+to take on/off-topic from topic relevance rather than from the words alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from .base import LABELS, Example, GroupscoreError
+from .normalize import normalize
+
+VAL_PERCENT = 20
+QQ_TOPIC = "游戏 Minecraft 我的世界 服务器 戴森球计划 原神"
+
+# Topic descriptions per domain, as an operator would write them. Several per domain so the
+# model does not learn one exact string.
+DOMAIN_TOPICS: dict[str, tuple[str, ...]] = {
+    "games": (
+        QQ_TOPIC,
+        "游戏",
+        "电子游戏 玩家交流 服务器 模组",
+        "我的世界 Minecraft 服务器群",
+        "游戏交流群 原神 戴森球计划",
+    ),
+    "travel": ("旅游 出行 景点 酒店 餐馆 攻略", "旅游", "北京旅游 景点 美食 住宿", "自由行 攻略 交流"),
+    "film": ("电影 影视 演员 导演", "电影", "影迷交流 电影 明星"),
+    "music": ("音乐 歌曲 歌手 专辑", "音乐", "听歌 歌手 乐队 交流"),
+    "gamedev": ("游戏开发 Egret 白鹭引擎 H5 编程", "游戏开发", "Egret 引擎 开发者交流 TypeScript"),
+}
+DOMAIN_NAMES = {
+    "games": "games", "travel": "travel", "film": "film", "music": "music", "gamedev": "gamedev",
+}
+
+# How much each pool counts in training. The only real group chat (qq_group) dominates;
+# weak-labelled pools help with register and vocabulary but are noisy.
+SOURCE_WEIGHTS = {
+    "qq_group": 4.0,
+    "crosswoz_val": 0.5,
+    "kdconv_dev": 0.4,
+    "egret_wenda": 0.5,
+    "cmrc2018_trial": 0.3,
+    "tencent_chitchat": 0.4,
+    "lccc_train": 0.3,
+    "chatterbot_zh": 0.4,
+    "augmented_ads": 1.0,
+}
+# Chit-chat pools are large; a sample is enough to teach the register.
+SOURCE_CAPS = {"tencent_chitchat": 4000, "lccc_train": 3000, "crosswoz_val": 3000, "kdconv_dev": 3000}
+
+_Q_END = re.compile(r"[?？]\s*$|[吗呢么嘛][?？~～。.!！]*\s*$")
+_Q_WORDS = re.compile(r"怎么|什么|为什么|哪|谁|多少|几|如何|是否|有没有|能不能|可不可以|是不是|求推荐|请问")
+
+
+def stable_bucket(text: str) -> int:
+    """0–99, stable across runs and machines (not Python's salted hash)."""
+    return int(hashlib.md5(normalize(text).encode("utf-8")).hexdigest()[:8], 16) % 100
+
+
+def is_validation(text: str) -> bool:
+    return stable_bucket(text) < VAL_PERCENT
+
+
+def looks_like_question(text: str) -> bool:
+    return bool(_Q_END.search(text) or _Q_WORDS.search(text))
+
+
+def read_labelled(path: str | Path) -> Iterator[dict]:
+    """Rows with ``text`` and ``label`` (and optional ``domain``/``topic``) from JSONL or CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise GroupscoreError(f"no such file: {path}")
+    if path.suffix.lower() in (".csv", ".tsv"):
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            if not reader.fieldnames or "text" not in reader.fieldnames:
+                raise GroupscoreError(f"{path}: CSV needs a 'text' column")
+            yield from reader
+        return
+    with path.open(encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise GroupscoreError(f"{path}:{lineno}: not valid JSON") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise GroupscoreError(f"{path}:{lineno}: expected an object with a 'text' string")
+            yield row
+
+
+def examples_from_file(path: str | Path, default_topic: str = "") -> list[Example]:
+    """User training data: every row needs a valid label; ``topic`` or ``domain`` optional."""
+    out = []
+    for i, row in enumerate(read_labelled(path), 1):
+        label = (row.get("label") or "").strip()
+        if label not in LABELS:
+            raise GroupscoreError(f"{path}: row {i}: label {label!r} is not one of {', '.join(LABELS)}")
+        domain = row.get("domain") or ""
+        topic = row.get("topic") or DOMAIN_TOPICS.get(domain, (default_topic or domain,))[0]
+        out.append(Example(text=row["text"], label=label, topic=topic, source=str(path.name if isinstance(path, Path) else Path(path).name)))
+    return out
+
+
+@dataclass
+class Splits:
+    train: list[Example]
+    val: dict[str, list[Example]]  # per source, real data only
+    summary: dict
+
+
+def _shared_rows(shared_dir: Path, name: str) -> list[dict]:
+    p = shared_dir / name
+    if not p.is_file():
+        raise GroupscoreError(f"training pool missing: {p}")
+    with p.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_splits(
+    shared_dir: str | Path = "../shared/datasets",
+    *,
+    seed: int = 13,
+    n_augmented_ads: int = 600,
+    contrastive: bool = True,
+    contrastive_weight: float = 0.5,
+) -> Splits:
+    """Train examples (real + marked augmented) and per-source validation examples."""
+    shared_dir = Path(shared_dir)
+    rng = random.Random(seed)
+    train: list[Example] = []
+    val: dict[str, list[Example]] = {}
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(ex: Example, domain: str | None) -> None:
+        bucket = val.setdefault(ex.source, []) if is_validation(ex.text) else train
+        bucket.append(ex)
+        c = counts.setdefault(ex.source, {"train": 0, "val": 0})
+        c["val" if bucket is not train else "train"] += 1
+        if contrastive and bucket is train and ex.label == "on_topic" and domain in DOMAIN_TOPICS:
+            other = rng.choice([d for d in DOMAIN_TOPICS if d != domain and not _related(d, domain)])
+            train.append(
+                Example(ex.text, "off_topic", rng.choice(DOMAIN_TOPICS[other]), ex.source + "+contrast",
+                        ex.weight * contrastive_weight)
+            )
+
+    files = {
+        "qq_group_train.jsonl": "games",
+        "crosswoz_val.jsonl": "travel",
+        "kdconv_dev.jsonl": None,  # per-row domain
+        "egret_wenda.jsonl": "gamedev",
+        "cmrc2018_trial_questions.jsonl": None,
+        "tencent_chitchat.jsonl": None,
+        "lccc_train.jsonl": None,
+        "chatterbot_zh.jsonl": None,
+    }
+    for fname, fixed_domain in files.items():
+        rows = _shared_rows(shared_dir, fname)
+        src = rows[0]["source"] if rows else fname
+        cap = SOURCE_CAPS.get(src)
+        if cap and len(rows) > cap:
+            rows = random.Random(seed).sample(rows, cap)
+        for r in rows:
+            text = (r.get("text") or "").strip()
+            if not text:
+                continue
+            domain = fixed_domain or r.get("domain")
+            label = r.get("label")
+            if label is None:  # KdConv: on the named domain; questions in form are questions
+                label = "question" if looks_like_question(text) else "on_topic"
+            if domain in DOMAIN_TOPICS:
+                topic = DOMAIN_TOPICS[domain][0] if src == "qq_group" else rng.choice(DOMAIN_TOPICS[domain])
+            else:
+                # Chit-chat and encyclopedia questions: any group's topic, label unchanged.
+                domain = None
+                topic = rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))])
+            weight = SOURCE_WEIGHTS.get(src, 0.3) * (0.7 if r.get("weak") else 1.0)
+            add(Example(text, label, topic, src, weight), domain)
+
+    ads = augment_ads(n_augmented_ads, seed=seed)
+    for text in ads:
+        train.append(Example(text, "ad", rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))]),
+                             "augmented_ads", SOURCE_WEIGHTS["augmented_ads"], generated=True))
+    n_gen = sum(1 for e in train if e.generated)
+    summary = {
+        "split": f"md5(normalised text) % 100 < {VAL_PERCENT} -> validation",
+        "sources": counts,
+        "train_examples": len(train),
+        "train_generated": n_gen,
+        "train_generated_share": round(n_gen / max(1, len(train)), 4),
+        "train_contrastive_copies": sum(1 for e in train if e.source.endswith("+contrast")),
+        "train_label_counts": {lab: sum(1 for e in train if e.label == lab) for lab in LABELS},
+    }
+    return Splits(train=train, val=val, summary=summary)
+
+
+def _related(a: str, b: str) -> bool:
+    # Game development talk is not off-topic for a game group and vice versa.
+    return {a, b} == {"games", "gamedev"}
+
+
+# ---- ad augmentation -----------------------------------------------------------------
+# Templates are written here from the SPEC's description of ad styles; contact details are
+# random and fake. Every generated text is marked ``generated=True`` and never evaluated on.
+_AD_TEMPLATES = (
+    "{contact}{cid} {lure}",
+    "{lure}，{contact}{cid}",
+    "{goods}{price}，有意{contact}",
+    "出{goods} {price} {private}",
+    "收{goods}，{price}左右，{private}",
+    "{job}，{contact}{cid}",
+    "{job}，日结{money}，{private}",
+    "{lure}！扫码进群{extra}",
+    "扩列，{contact}{cid}",
+    "{goods}便宜出，{price}，{contact}{cid}",
+    "代理招募，一件代发，{contact}{cid}",
+    "{lure}，详情{private}",
+    "新群{qq}，{lure}",
+    "{loan}，{contact}{cid}",
+    "{goods}内部版{price}，不跑路，{contact}",
+)
+_CONTACT = ("加V：", "加v ", "威信 ", "薇信：", "vx：", "wx ", "➕V ", "扣扣 ", "企鹅：", "QQ：", "加Q ",
+            "V信 ", "加薇 ", "+vx ", "联系方式：", "Ｖ：", "加我", "滴滴", "私信", "q群：")
+_LURES = ("免费领资料", "免费领取教程", "扫码领券", "每天签到领红包", "进群领福利", "内部优惠券天天有",
+          "0元领取", "限时福利", "新人送礼", "点击领取会员", "高佣返利", "全网最低价")
+_GOODS = ("二手账号", "游戏账号", "外挂", "小号", "会员", "辅助", "皮肤", "激活码", "加速器", "节点",
+          "迁移正版", "vps", "云服务器", "代练", "代刷", "教程", "资源", "网课", "手机卡", "源码")
+_JOBS = ("兼职刷单", "宝妈兼职", "手机兼职", "在家打字兼职", "招聘打字员", "网络兼职", "学生兼职",
+         "点赞兼职", "淘宝刷单")
+_LOANS = ("无抵押贷款秒到账", "小额贷款当天放款", "信用卡套现", "网贷上征信也能下")
+_PRIVATE = ("私聊", "私我", "有意私聊", "联系我", "滴滴我", "私信")
+_HOMOGLYPH = str.maketrans({"微": "薇", "信": "芯", "加": "+", "群": "裙", "元": "圆", "赚": "専"})
+
+
+def _fake_id(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.35:
+        n = "".join(rng.choice("0123456789") for _ in range(rng.randint(8, 10)))
+        n = str(rng.randint(1, 9)) + n
+    elif kind < 0.55:
+        n = "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
+    else:
+        n = rng.choice("abcdefghjkmnpqrstuvwxyz") + "".join(
+            rng.choice("abcdefghijkmnopqrstuvwxyz0123456789_") for _ in range(rng.randint(5, 9)))
+    r = rng.random()
+    if r < 0.2:
+        n = " ".join(n)  # spaced digits
+    elif r < 0.35:
+        n = n.translate(str.maketrans("0123456789", "０１２３４５６７８９"))  # full-width
+    elif r < 0.45 and n.isdigit():
+        n = n[:3] + "xxx" + n[6:]
+    return n
+
+
+def augment_ads(n: int, seed: int = 13) -> list[str]:
+    """Generate ``n`` synthetic ad messages with obfuscated contact details."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        t = rng.choice(_AD_TEMPLATES).format(
+            contact=rng.choice(_CONTACT),
+            cid=_fake_id(rng),
+            qq=_fake_id(rng),
+            lure=rng.choice(_LURES),
+            goods=rng.choice(_GOODS),
+            price=f"{rng.randint(5, 500)}{rng.choice(['r', '元', '块', 'R', ''])}",
+            money=rng.randint(100, 500),
+            private=rng.choice(_PRIVATE),
+            job=rng.choice(_JOBS),
+            loan=rng.choice(_LOANS),
+            extra=rng.choice(["", "，名额有限", "，先到先得", "~"]),
+        )
+        if rng.random() < 0.2:
+            t = t.translate(_HOMOGLYPH)
+        out.append(t)
+    return out
+
+
+def iter_texts(examples: Iterable[Example]) -> list[str]:
+    return [e.text for e in examples]
+
+
+def label_counts(examples: Sequence[Example]) -> dict[str, int]:
+    return {lab: sum(1 for e in examples if e.label == lab) for lab in LABELS}

@@ -1,0 +1,73 @@
+"""Hand-written chat cues: dense features the linear model combines with n-grams.
+
+Each cue has a name, so an ``ad`` verdict can say "联系方式 + 价格" rather than a bare score.
+All cues read the *normalised* text (typed tokens already substituted).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .normalize import TOKENS
+
+T = TOKENS
+_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
+_HAS_LATIN = re.compile(r"[a-z]")
+_Q_MARK = re.compile(r"\?")
+_Q_FINAL = re.compile(r"[吗呢么嘛不][?~!.。]*$|[?]$")
+_Q_WORD = re.compile(
+    r"怎么|怎样|咋|什么|啥|为什么|为啥|哪|谁|多少|几[个点号时天次级]|如何|是否|有没有|能不能|可不可以|会不会|"
+    r"是不是|要不要|行不行|对不对|求推荐|求助|请问|请教|问一下|问下|有人知道|有人用过|有谁|有大佬"
+)
+_Q_START = re.compile(r"^(?:有人|有没有|有谁|谁|求|请问|问下|问一下|大佬|各位|想问|咨询)")
+_AD_WORD = re.compile(
+    r"免费领|领取|扫码|进群|加群|福利|优惠|券|返利|代理|招募|一件代发|兼职|刷单|日结|贷款|秒到|"
+    r"出售|低价|特价|便宜|包邮|官网|下单|咨询|点击|限时|内部|外部|卡网|工具箱|代练|代刷|不跑路|售后|"
+    r"稳定|定制|租|接单|价格|私聊|私我|扩列|互赞|宝妈|赚钱|躺赚|副业|引流"
+)
+_TRADE = re.compile(r"^(?:出|收|卖|售|求购|回收|出售|收购|低价出|便宜出|chu)")
+_LAUGH = re.compile(r"^(?:哈|呵|嘿|嘻|h|2|3|6|草|艹|笑|啊|哦|噢|嗯|额|呃|\?|!|\.|。|~)+$")
+_PHATIC = re.compile(
+    r"^(?:早|早安|早上好|晚安|午安|你好|您好|大家好|在吗|在不在|在|收到|好的|好滴|好|ok|嗯嗯|谢谢|感谢|"
+    r"谢了|多谢|辛苦了|欢迎|欢迎新人|欢迎萌新|牛|牛逼|nb|厉害|强|确实|是的|对|对的|没错|真的|哈哈哈+)"
+)
+
+NAMES = (
+    "len", "short", "long", "q_mark", "q_final", "q_word", "q_start", "ad_word", "trade", "contact",
+    "url", "account", "price", "placeholder_only", "laugh", "phatic", "mention", "latin_share",
+    "digit_share", "no_cjk",
+)
+_PLACEHOLDER_CHARS = set(T[k] for k in ("IMAGE", "STICKER", "VOICE", "VIDEO", "FILE", "EMOJI", "REDPACKET", "LINK"))
+
+
+def cue_vector(norm: str) -> list[float]:
+    n = len(norm)
+    content = [c for c in norm if c not in _PLACEHOLDER_CHARS and not c.isspace()]
+    return [
+        np.log1p(n) / 5.0,
+        1.0 if n <= 2 else 0.0,
+        1.0 if n >= 40 else 0.0,
+        1.0 if _Q_MARK.search(norm) else 0.0,
+        1.0 if _Q_FINAL.search(norm) else 0.0,
+        1.0 if _Q_WORD.search(norm) else 0.0,
+        1.0 if _Q_START.search(norm) else 0.0,
+        min(3, len(_AD_WORD.findall(norm))) / 3.0,
+        1.0 if _TRADE.search(norm) else 0.0,
+        1.0 if T["CONTACT"] in norm else 0.0,
+        1.0 if T["URL"] in norm else 0.0,
+        1.0 if (T["QQ"] in norm or T["PHONE"] in norm or T["WXID"] in norm) else 0.0,
+        1.0 if T["PRICE"] in norm else 0.0,
+        1.0 if n and not content else 0.0,
+        1.0 if n and _LAUGH.match(norm) else 0.0,
+        1.0 if _PHATIC.match(norm) and n <= 8 else 0.0,
+        1.0 if T["MENTION"] in norm else 0.0,
+        sum(1 for c in norm if "a" <= c <= "z") / max(1, n),
+        sum(1 for c in norm if c == T["NUM"] or c.isdigit()) / max(1, n),
+        0.0 if _HAS_CJK.search(norm) else 1.0,
+    ]
+
+
+def cue_matrix(norms: list[str]) -> np.ndarray:
+    return np.asarray([cue_vector(s) for s in norms], dtype=np.float32).reshape(len(norms), len(NAMES))

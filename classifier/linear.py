@@ -1,0 +1,452 @@
+"""The default backend: character + word n-grams, chat cues and topic relevance → logistic regression.
+
+Features per message (all sparse, one row):
+- character 1–3-grams of the normalised text (typed tokens are single characters, so
+  ``<CONTACT><QQ>`` is a 2-gram), TF-IDF, sublinear tf;
+- jieba word 1–2-grams (chat vocabulary added), TF-IDF;
+- named chat cues (:mod:`classifier.features`);
+- topic relevance features (:mod:`classifier.topic`) against the group's topic.
+
+Saved as JSON + ``.npz`` (no pickle): loading a model never executes code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import __version__
+from .base import LABELS, Example, GroupscoreError, Prediction, Topic
+from .features import NAMES as CUE_NAMES
+from .features import cue_matrix
+from .normalize import TOKEN_CHARS, normalize, token_name
+from .segment import Segmenter
+from .topic import TopicModel
+
+MODEL_FORMAT = 1
+REL_NAMES = ("relevance", "rel_max", "rel_share")
+
+
+def _char_ngrams(norm: str, lo: int = 1, hi: int = 3) -> list[str]:
+    # Boundary marks let the model tell "吗" at the end of a message from "吗" inside it.
+    s = "\x02" + norm + "\x03"
+    out = []
+    n = len(s)
+    for k in range(lo, hi + 1):
+        out.extend(s[i : i + k] for i in range(n - k + 1))
+    return out
+
+
+def _word_ngrams(tokens: Sequence[str]) -> list[str]:
+    out = list(tokens)
+    out.extend(f"{a} {b}" for a, b in zip(tokens, tokens[1:]))
+    return out
+
+
+class _Vocab:
+    """A fixed TF-IDF vocabulary: feature string → column, with idf weights.
+
+    Kept deliberately tiny instead of re-creating scikit-learn vectorizers at load time, so a
+    saved model is plain data and transform cost is a dict lookup per n-gram.
+    """
+
+    def __init__(self, index: dict[str, int], idf: np.ndarray) -> None:
+        self.index = index
+        self.idf = idf.astype(np.float32)
+
+    @classmethod
+    def fit(cls, docs: list[list[str]], min_df: int, max_features: int, weights=None) -> "_Vocab":
+        df: dict[str, int] = {}
+        for feats in docs:
+            for f in set(feats):
+                df[f] = df.get(f, 0) + 1
+        kept = [f for f, c in df.items() if c >= min_df]
+        kept.sort(key=lambda f: (-df[f], f))
+        kept = kept[:max_features]
+        n = len(docs)
+        idf = np.array([math.log((1 + n) / (1 + df[f])) + 1.0 for f in kept], dtype=np.float32)
+        return cls({f: i for i, f in enumerate(kept)}, idf)
+
+    def transform(self, docs: list[list[str]]) -> sp.csr_matrix:
+        indptr = [0]
+        indices: list[int] = []
+        data: list[float] = []
+        idx = self.index
+        for feats in docs:
+            counts: dict[int, int] = {}
+            for f in feats:
+                j = idx.get(f)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if counts:
+                cols = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+                vals = (1.0 + np.log(tf)) * self.idf[cols]
+                vals /= np.sqrt((vals * vals).sum())
+                indices.extend(cols.tolist())
+                data.extend(vals.tolist())
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
+            shape=(len(docs), len(self.index)),
+        )
+
+    def names(self) -> list[str]:
+        out = [""] * len(self.index)
+        for f, i in self.index.items():
+            out[i] = f
+        return out
+
+
+class LinearClassifier:
+    """Logistic regression over chat n-grams, cues and topic relevance.
+
+    >>> clf = LinearClassifier().fit(examples)        # doctest: +SKIP
+    >>> clf.predict("有人用过企业微信的群发吗", topic="私域运营 企业微信").label  # doctest: +SKIP
+    'question'
+    """
+
+    backend = "linear"
+
+    def __init__(
+        self,
+        C: float = 2.0,
+        char_range: tuple[int, int] = (1, 3),
+        min_df: int = 2,
+        max_char_features: int = 200_000,
+        max_word_features: int = 100_000,
+        cue_scale: float = 1.0,
+        rel_scale: float = 3.0,
+        folds: int = 5,
+        max_iter: int = 2000,
+        seed: int = 0,
+    ) -> None:
+        self.C = C
+        self.char_range = tuple(char_range)
+        self.min_df = min_df
+        self.max_char_features = max_char_features
+        self.max_word_features = max_word_features
+        self.cue_scale = cue_scale
+        self.rel_scale = rel_scale
+        self.folds = folds
+        self.max_iter = max_iter
+        self.seed = seed
+        self.labels: tuple[str, ...] = LABELS
+        self.segmenter = Segmenter()
+        self._topic_cache: OrderedDict[str, Topic] = OrderedDict()
+        self.meta_: dict[str, Any] = {}
+
+    # ---- features ------------------------------------------------------------------
+    def _text_features(self, texts: Sequence[str]) -> tuple[list[str], list[list[str]], sp.csr_matrix]:
+        norms = [normalize(t) for t in texts]
+        toks = [self.segmenter.cut_normalized(n) for n in norms]
+        X = self._assemble(norms, toks)
+        return norms, toks, X
+
+    def _assemble(self, norms, toks) -> sp.csr_matrix:
+        lo, hi = self.char_range
+        xc = self.char_vocab_.transform([_char_ngrams(n, lo, hi) for n in norms])
+        xw = self.word_vocab_.transform([_word_ngrams(t) for t in toks])
+        xq = sp.csr_matrix(cue_matrix(norms) * self.cue_scale)
+        return sp.hstack([xc, xw, xq], format="csr")
+
+    def _rel_block(self, toks, topic: Topic | None) -> np.ndarray:
+        return self.topic_model_.relevance_features(toks, topic) * self.rel_scale
+
+    # ---- training ------------------------------------------------------------------
+    def fit(self, examples: Sequence[Example], progress: bool = False) -> "LinearClassifier":
+        from sklearn.linear_model import LogisticRegression
+
+        if not examples:
+            raise GroupscoreError("no training examples")
+        bad = {e.label for e in examples} - set(LABELS)
+        if bad:
+            raise GroupscoreError(f"unknown label(s) {sorted(bad)}; expected {', '.join(LABELS)}")
+        missing = set(LABELS) - {e.label for e in examples}
+        if missing:
+            raise GroupscoreError(f"training data has no example of: {', '.join(sorted(missing))}")
+        t0 = time.time()
+        texts = [e.text for e in examples]
+        norms = [normalize(t) for t in texts]
+        toks = [self.segmenter.cut_normalized(n) for n in norms]
+        lo, hi = self.char_range
+        self.char_vocab_ = _Vocab.fit([_char_ngrams(n, lo, hi) for n in norms], self.min_df, self.max_char_features)
+        self.word_vocab_ = _Vocab.fit([_word_ngrams(t) for t in toks], self.min_df, self.max_word_features)
+        X = self._assemble(norms, toks)
+
+        # Topic model: domain vocabularies from on-topic examples. Relevance features for
+        # training rows are cross-fitted (each fold's rows scored by a topic model that never
+        # saw them); otherwise the model learns to trust relevance more than it deserves.
+        from .data import DOMAIN_TOPICS
+
+        dom_of = _domain_lookup(DOMAIN_TOPICS)
+        domains = [dom_of.get(e.topic) for e in examples]
+        on = [e.label in ("on_topic", "question") and not e.source.endswith("+contrast") for e in examples]
+        descs = {d: " ".join(v) for d, v in DOMAIN_TOPICS.items()}
+        rng = np.random.default_rng(self.seed)
+        fold = rng.integers(0, self.folds, size=len(examples))
+        R = np.zeros((len(examples), len(REL_NAMES)), dtype=np.float32)
+        for k in range(self.folds):
+            keep = fold != k
+            tm = TopicModel().fit(
+                [toks[i] for i in np.flatnonzero(keep)],
+                [domains[i] for i in np.flatnonzero(keep)],
+                [on[i] for i in np.flatnonzero(keep)],
+                descs,
+            )
+            rows = np.flatnonzero(~keep)
+            by_topic: dict[str, list[int]] = {}
+            for i in rows:
+                by_topic.setdefault(examples[i].topic, []).append(i)
+            for desc, idx in by_topic.items():
+                topic = tm.make_topic(desc, segment=self.segmenter.cut) if desc else None
+                R[idx] = tm.relevance_features([toks[i] for i in idx], topic)
+        self.topic_model_ = TopicModel().fit(toks, domains, on, descs)
+        X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
+
+        y = np.array([LABELS.index(e.label) for e in examples])
+        w = np.array([e.weight for e in examples], dtype=np.float64)
+        # Balance classes by weight mass so rare ads are not drowned by chit-chat.
+        for c in range(len(LABELS)):
+            m = y == c
+            w[m] *= w.sum() / (len(LABELS) * w[m].sum())
+        lr = LogisticRegression(C=self.C, max_iter=self.max_iter, solver="lbfgs")
+        lr.fit(X, y, sample_weight=w)
+        self.coef_ = lr.coef_.astype(np.float32)
+        self.intercept_ = lr.intercept_.astype(np.float32)
+        self.meta_ = {
+            "trained_seconds": round(time.time() - t0, 1),
+            "n_examples": len(examples),
+            "n_features": int(X.shape[1]),
+        }
+        self._topic_cache.clear()
+        return self
+
+    # ---- topic ---------------------------------------------------------------------
+    def make_topic(self, description: str | None = None, texts: Sequence[str] | None = None) -> Topic:
+        toks = [self.segmenter.cut(t) for t in texts] if texts else None
+        return self.topic_model_.make_topic(description, toks, segment=self.segmenter.cut)
+
+    def default_topic(self) -> Topic:
+        """With no topic given: any domain the model learned counts as on-topic."""
+        return self._resolve_topic(" ".join(self.topic_model_.domain_desc_.values()))
+
+    def _resolve_topic(self, topic: Topic | str | None) -> Topic:
+        if isinstance(topic, Topic):
+            return topic
+        if topic is None:
+            return self.default_topic()
+        key = str(topic)
+        hit = self._topic_cache.get(key)
+        if hit is None:
+            hit = self.make_topic(key)
+            self._topic_cache[key] = hit
+            if len(self._topic_cache) > 256:
+                self._topic_cache.popitem(last=False)
+        return hit
+
+    # ---- inference -----------------------------------------------------------------
+    def _scores(self, texts: Sequence[str], topic) -> tuple[np.ndarray, sp.csr_matrix, list[str]]:
+        t = self._resolve_topic(topic)
+        norms, toks, X = self._text_features(texts)
+        X = sp.hstack([X, sp.csr_matrix(self._rel_block(toks, t))], format="csr")
+        return X @ self.coef_.T + self.intercept_, X, norms
+
+    def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(texts, str):
+            raise TypeError("predict_proba takes a list of texts; use predict() for one")
+        if len(texts) == 0:
+            return np.zeros((0, len(LABELS)), dtype=np.float32), np.zeros(0, dtype=np.float32)
+        z, _, _ = self._scores(texts, topic)
+        return _softmax(z), _relevance(z)
+
+    def predict(self, texts, topic=None):
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        if not batch:
+            return []
+        z, X, norms = self._scores(batch, topic)
+        probs = _softmax(z)
+        rel = _relevance(z)
+        out = []
+        for i in range(len(batch)):
+            k = int(probs[i].argmax())
+            out.append(
+                Prediction(
+                    label=LABELS[k],
+                    probs={lab: float(p) for lab, p in zip(LABELS, probs[i])},
+                    relevance=float(rel[i]),
+                    explanation=self._explain(X.getrow(i), k),
+                )
+            )
+        return out[0] if single else out
+
+    def _feature_name(self, j: int) -> str:
+        nc = len(self.char_vocab_.index)
+        nw = len(self.word_vocab_.index)
+        if not hasattr(self, "_names"):
+            self._names = (self.char_vocab_.names(), self.word_vocab_.names())
+        if j < nc:
+            g = self._names[0][j].replace("\x02", "^").replace("\x03", "$")
+            return "字:" + "".join(token_name(c) if c in TOKEN_CHARS else c for c in g)
+        if j < nc + nw:
+            return "词:" + self._names[1][j - nc]
+        j -= nc + nw
+        if j < len(CUE_NAMES):
+            return "规则:" + CUE_NAMES[j]
+        return "话题:" + REL_NAMES[j - len(CUE_NAMES)]
+
+    def _explain(self, row: sp.csr_matrix, k: int, top: int = 4) -> list[str]:
+        """The features that pushed this label up most, relative to the runner-up average."""
+        if row.nnz == 0:
+            return []
+        contrib = row.data * (self.coef_[k, row.indices] - self.coef_[:, row.indices].mean(axis=0))
+        order = np.argsort(-contrib)[:top]
+        return [self._feature_name(int(row.indices[i])) for i in order if contrib[i] > 0]
+
+    # ---- persistence ---------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return dict(self.meta_.get("model_json", {})) or {
+            "backend": self.backend,
+            "labels": list(self.labels),
+            "version": __version__,
+        }
+
+    def save(self, path: str | Path, *, training: dict | None = None, metrics: dict | None = None) -> None:
+        import sklearn
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path / "weights.npz",
+            coef=self.coef_,
+            intercept=self.intercept_,
+            char_idf=self.char_vocab_.idf,
+            word_idf=self.word_vocab_.idf,
+        )
+        (path / "vocab.json").write_text(
+            json.dumps({"char": self.char_vocab_.names(), "word": self.word_vocab_.names()}, ensure_ascii=False),
+            encoding="utf-8",
+        )
+        (path / "topic.json").write_text(json.dumps(self.topic_model_.to_dict(), ensure_ascii=False), encoding="utf-8")
+        prev = self.meta_.get("model_json", {})
+        meta = {
+            "format": MODEL_FORMAT,
+            "backend": self.backend,
+            "version": __version__,
+            "labels": list(self.labels),
+            "params": {
+                "C": self.C, "char_range": list(self.char_range), "min_df": self.min_df,
+                "max_char_features": self.max_char_features, "max_word_features": self.max_word_features,
+                "cue_scale": self.cue_scale, "rel_scale": self.rel_scale, "folds": self.folds,
+                "seed": self.seed,
+            },
+            "features": {
+                "char_ngrams": len(self.char_vocab_.index),
+                "word_ngrams": len(self.word_vocab_.index),
+                "cues": list(CUE_NAMES),
+                "relevance": list(REL_NAMES),
+            },
+            "segmentation": self.segmenter.settings(),
+            "versions": {
+                "groupscore": __version__,
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "scikit-learn": sklearn.__version__,
+                "jieba": _jieba_version(),
+            },
+            "training": training if training is not None else prev.get("training", self.meta_),
+            "metrics": metrics if metrics is not None else prev.get("metrics", {}),
+        }
+        (path / "model.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        self.meta_["model_json"] = meta
+        _write_card(path, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LinearClassifier":
+        path = Path(path)
+        try:
+            meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
+            vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+            topic = json.loads((path / "topic.json").read_text(encoding="utf-8"))
+            # allow_pickle=False: a tampered .npz cannot smuggle objects in.
+            with np.load(path / "weights.npz", allow_pickle=False) as w:
+                coef, intercept = w["coef"], w["intercept"]
+                char_idf, word_idf = w["char_idf"], w["word_idf"]
+        except (OSError, ValueError, KeyError) as err:
+            raise GroupscoreError(f"cannot load linear model from {path}: {err}") from None
+        p = meta.get("params", {})
+        clf = cls(**{k: v for k, v in p.items() if k in ("C", "min_df", "max_char_features", "max_word_features",
+                                                       "cue_scale", "rel_scale", "folds", "seed")})
+        clf.char_range = tuple(p.get("char_range", (1, 3)))
+        clf.labels = tuple(meta.get("labels", LABELS))
+        if clf.labels != LABELS:
+            raise GroupscoreError(f"{path}: labels {clf.labels} differ from {LABELS}")
+        clf.segmenter = Segmenter.from_settings(meta.get("segmentation", {}))
+        clf.char_vocab_ = _Vocab({f: i for i, f in enumerate(vocab["char"])}, char_idf)
+        clf.word_vocab_ = _Vocab({f: i for i, f in enumerate(vocab["word"])}, word_idf)
+        clf.topic_model_ = TopicModel.from_dict(topic)
+        clf.coef_, clf.intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
+        expected = len(vocab["char"]) + len(vocab["word"]) + len(CUE_NAMES) + len(REL_NAMES)
+        if coef.shape != (len(LABELS), expected):
+            raise GroupscoreError(f"{path}: weights shape {coef.shape} does not match vocabulary ({expected})")
+        clf.meta_ = {"model_json": meta}
+        return clf
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _relevance(z: np.ndarray) -> np.ndarray:
+    """Topic relevance = P(on_topic) / (P(on_topic) + P(off_topic)), i.e. sigmoid of the margin.
+
+    Ads and question mass are left out on purpose: for a question this says whether its
+    content leans towards the group's topic, which is what decides if it is effective.
+    """
+    on, off = LABELS.index("on_topic"), LABELS.index("off_topic")
+    d = np.asarray(z[:, on] - z[:, off], dtype=np.float64)
+    return (1.0 / (1.0 + np.exp(-d))).astype(np.float32)
+
+
+def _domain_lookup(domain_topics: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {desc: dom for dom, descs in domain_topics.items() for desc in descs}
+
+
+def _jieba_version() -> str:
+    try:
+        import jieba
+
+        return getattr(jieba, "__version__", "unknown")
+    except ImportError:  # pragma: no cover
+        return "missing"
+
+
+def _write_card(path: Path, meta: dict) -> None:
+    """A short human-readable model card next to the weights."""
+    lines = [
+        "# groupscore model card", "",
+        f"- backend: {meta['backend']}  ", f"- labels: {', '.join(meta['labels'])}  ",
+        f"- groupscore {meta['version']}, scikit-learn {meta['versions'].get('scikit-learn')}, "
+        f"jieba {meta['versions'].get('jieba')}", "",
+    ]
+    metrics = meta.get("metrics") or {}
+    for src, m in metrics.items():
+        if isinstance(m, dict) and "macro_f1" in m:
+            per = ", ".join(f"{k} F1 {v['f1']:.3f}" for k, v in m.get("per_class", {}).items())
+            lines.append(f"- validation `{src}` (n={m.get('n')}): macro-F1 {m['macro_f1']:.3f}; {per}")
+    tr = meta.get("training") or {}
+    if tr:
+        lines += ["", "## Training data", "", "```json", json.dumps(tr, ensure_ascii=False, indent=1)[:4000], "```"]
+    (path / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
