@@ -241,7 +241,8 @@ def normalise_kind(value: str, text: str) -> str:
         return v
     if v in _KIND_SYNONYMS:
         return _KIND_SYNONYMS[v]
-    return infer_kind(text)
+    # No usable kind column: the text is all we have, system notices included.
+    return infer_kind(text, system_phrases=not v)
 
 
 def check_single_group(messages: Iterable[Message], fmt: str, group_name: str | None) -> Iterator[Message]:

@@ -2,7 +2,7 @@
 
 JSON: ``{"guild": {id, name}, "channel": {id, type, name, ...}, "messages": [{id, type,
 timestamp, content, author {id, name, nickname}, attachments [{fileName, url}], stickers
-[{name}], reference {messageId}}]}``. The group is ``"<guild> / <channel>"``. Message types
+[{name}], reference {messageId}}]}``. The group is ``"<guild> - <channel>"``. Message types
 other than Default/Reply (GuildMemberJoin, ChannelPinnedMessage, RecipientAdd ...) are system.
 
 CSV: ``AuthorID,Author,Date,Content,Attachments,Reactions``; no message ids, no replies; the
@@ -52,7 +52,7 @@ def attachment_kind(name: str) -> str:
 
 def discord_group(guild: str, channel: str) -> str:
     if guild and channel and guild != channel:
-        return f"{guild} / {channel}"
+        return f"{guild} - {channel}"  # as DiscordChatExporter names its files
     return guild or channel
 
 
@@ -137,9 +137,9 @@ def _dump_message(m: Message, n: int) -> dict[str, Any]:
 
 def write_discord_json(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
     name, stream = peek_group(messages, group_name)
-    guild, sep, channel = name.partition(" / ")
+    guild, sep, channel = name.rpartition(" - ")  # channel names have no spaces
     if not sep:
-        channel = guild
+        guild = channel = name
     head = {
         "guild": {"id": "1", "name": guild, "iconUrl": ""},
         "channel": {"id": "2", "type": "GuildTextChat", "category": "", "name": channel, "topic": None},

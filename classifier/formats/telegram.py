@@ -95,6 +95,8 @@ def _message(msg: dict[str, Any], group: str) -> Message:
         kind = infer_kind(text)
     if kind == "sticker" and not text:
         text = str(msg.get("sticker_emoji") or "")
+    elif kind == "file" and not text:
+        text = str(msg.get("file_name") or "")
     if kind != "text" and kind != "other":
         text = with_placeholder(kind, text)
     elif reply_to:

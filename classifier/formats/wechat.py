@@ -247,7 +247,7 @@ def read_pywxdump_csv(ctx: ReadContext) -> Iterator[Message]:
             continue
         kind = _pywx_kind(row[i_type])
         talker = row[i_talker]
-        if talker == "系统":
+        if talker == "系统" or (kind == "system" and talker == "未知"):
             kind, talker = "system", ""
         group = ctx.group if ctx.group is not None else (row[i_room] if i_room is not None and row[i_room] else ctx.default_group)
         stats.read += 1
