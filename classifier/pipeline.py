@@ -227,14 +227,6 @@ class _Run:
         g = self.groups[name] = _Group(name, topic, entry.get("members"), list(entry.get("admins", [])))
         return g
 
-    def add(self, msg: Message) -> None:
-        self.records += 1
-        g = self.groups.get(msg.group) or self._group(msg.group)
-        g.pending.append(msg)
-        limit = self.batch_size if g.topic is not None else max(self.batch_size, INDUCE_MESSAGES)
-        if len(g.pending) >= limit:
-            self.flush(g)
-
     def flush(self, g: _Group) -> None:
         batch, g.pending = g.pending, []
         if g.topic is None:
@@ -373,11 +365,20 @@ def score_stream(
                relevance_threshold=relevance_threshold)
     try:
         with _progress(progress) as tick:
+            # _Run.add inlined: this loop runs once per message.
+            groups_by_name, new_group, flush = run.groups, run._group, run.flush
+            batch_size, induce_size = run.batch_size, max(run.batch_size, INDUCE_MESSAGES)
+            n = 0
             for n, msg in enumerate(messages, 1):
-                run.add(msg)
+                g = groups_by_name.get(msg.group) or new_group(msg.group)
+                pending = g.pending
+                pending.append(msg)
+                if len(pending) >= (batch_size if g.topic is not None else induce_size):
+                    flush(g)
                 if not n & 0x3FFF:
                     tick(n)
-            tick(run.records)
+            run.records = n
+            tick(n)
             groups = run.finish()
     finally:
         if handle is not None:

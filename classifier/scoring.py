@@ -18,7 +18,7 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
   member within ``answer_window`` (30 minutes by default). ``answered_rate`` = answered ÷
   questions; ``median_seconds_to_first_answer`` over answered questions with timestamps.
 - **flood_rate** = flood ÷ (messages − system), where a *flood* message is a text/reply/link
-  message whose text (ignoring surrounding whitespace) equals one of the same sender's last
+  message whose text (ignoring surrounding whitespace) equals one of the same sender's last distinct
   ``FLOOD_MEMORY`` texts sent at most ``flood_window`` (24 h) earlier. Media placeholders
   ("[图片]") are never flood.
 - **member strata** partition the members: ``core`` (≥ ``CORE_MIN_EFFECTIVE`` effective
@@ -72,6 +72,11 @@ INDUCE_MESSAGES = 2000
 
 _AD, _QUESTION, _ON_TOPIC, _OFF_TOPIC = LABELS
 _UTC = timezone.utc
+# Naive times are wall-clock times of the export; measuring them from a naive epoch keeps
+# differences right within one group (which uses one convention).
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=_UTC)
+_MISSING = object()
 
 
 def pct(num: float, den: float) -> float | None:
@@ -83,14 +88,6 @@ def pct(num: float, den: float) -> float | None:
     if not den:
         return None
     return round(100.0 * num / den, 1)
-
-
-def _timestamp(t: datetime) -> float:
-    # Naive times are wall-clock times of the export; treating them as UTC keeps differences
-    # right within one group (which uses one convention).
-    if t.tzinfo is None:
-        return t.replace(tzinfo=_UTC).timestamp()
-    return t.timestamp()
 
 
 def _iso_week(d: date) -> str:
@@ -107,7 +104,8 @@ class _Member:
         self.effective = 0
         self.ads = 0
         self.questions = 0
-        self.recent: deque[tuple[str, float | None]] = deque(maxlen=FLOOD_MEMORY)
+        # The last FLOOD_MEMORY distinct texts -> when last sent (insertion order = age).
+        self.recent: dict[str, float | None] = {}
 
 
 class _Question:
@@ -139,14 +137,6 @@ def _push_bounded(heap: list, q: _Question, size: int = UNANSWERED_SHOWN) -> Non
         heapq.heappush(heap, item)
     elif item[:2] > heap[0][:2]:
         heapq.heapreplace(heap, item)
-
-
-@dataclass
-class _Day:
-    messages: int = 0
-    effective: int = 0
-    effective_members: set | None = None
-    senders: set | None = None
 
 
 class GroupScorer:
@@ -189,7 +179,7 @@ class GroupScorer:
         self.unknown_sender = 0
         self.labels = dict.fromkeys(LABELS, 0)
         self._members: dict[str, _Member] = {}
-        self._days: dict[date, _Day] = {}
+        self._days: dict[date, list] = {}  # day -> [messages, effective, effective members, senders]
         self._hour_messages = [0] * 24
         self._hour_effective = [0] * 24
         self._first: datetime | None = None
@@ -220,16 +210,21 @@ class GroupScorer:
         probs: Mapping[str, float] | None = None,
         relevance: float | None = None,
     ) -> bool:
-        """Account one record; returns whether it was effective. ``label`` is ``None`` for system records."""
+        """Account one record; returns whether it was effective. ``label`` is ``None`` for system records.
+
+        ``probs`` is accepted for symmetry with the classifier output; no score needs it.
+        """
+        # Hot path (runs once per message): locals instead of repeated attribute look-ups.
         self.messages += 1
-        if msg.kind == "system" or label is None:
+        if label is None or msg.kind == "system":
             self.system += 1
             return False
-        if label not in self.labels:
+        labels = self.labels
+        if label not in labels:
             raise GroupscoreError(f"unknown label {label!r} (expected one of {', '.join(LABELS)})")
-        self.labels[label] += 1
+        labels[label] += 1
         self._seq += 1
-        rel = 0.0 if relevance is None else float(relevance)
+        rel = 0.0 if relevance is None else relevance
         effective = label == _ON_TOPIC or (label == _QUESTION and rel >= self.relevance_threshold)
         if effective:
             self.effective += 1
@@ -253,7 +248,7 @@ class GroupScorer:
         if t is None:
             self.undated += 1
         else:
-            ts = _timestamp(t)
+            ts = ((t - _EPOCH_NAIVE) if t.tzinfo is None else (t - _EPOCH_UTC)).total_seconds()
             if self._first_ts is None or ts < self._first_ts:
                 self._first_ts, self._first = ts, t
             if self._last_ts is None or ts >= self._last_ts:
@@ -261,36 +256,37 @@ class GroupScorer:
             d = t.date()
             day = self._days.get(d)
             if day is None:
-                day = self._days[d] = _Day(effective_members=set(), senders=set())
-            day.messages += 1
+                day = self._days[d] = [0, 0, set(), set()]
+            day[0] += 1
             if key:
-                day.senders.add(key)
+                day[3].add(key)
             h = t.hour
             self._hour_messages[h] += 1
             if effective:
-                day.effective += 1
+                day[1] += 1
                 self._hour_effective[h] += 1
                 if key:
-                    day.effective_members.add(key)
+                    day[2].add(key)
 
         if member is not None and msg.kind in FLOOD_KINDS:
-            self._check_flood(member, msg.text.strip(), ts)
+            text = msg.text.strip()
+            if text:
+                recent = member.recent
+                prev_ts = recent.pop(text, _MISSING)
+                if prev_ts is not _MISSING and (ts is None or prev_ts is None or ts - prev_ts <= self._flood_s):
+                    self.flood += 1
+                recent[text] = ts
+                if len(recent) > FLOOD_MEMORY:
+                    del recent[next(iter(recent))]
 
         if msg.reply_to:
             self._has_reply_data = True
-        self._track_answers(msg, label, key, ts)
+            self._track_answers(msg, label, key, ts)
+        elif self._open and ts is not None:
+            self._track_answers(msg, label, key, ts)
         if label == _QUESTION:
             self._add_question(msg, key, ts, rel)
         return effective
-
-    def _check_flood(self, member: _Member, text: str, ts: float | None) -> None:
-        if not text:
-            return
-        for prev, prev_ts in member.recent:
-            if prev == text and (ts is None or prev_ts is None or ts - prev_ts <= self._flood_s):
-                self.flood += 1
-                break
-        member.recent.append((text, ts))
 
     def _add_question(self, msg: Message, key: str, ts: float | None, rel: float) -> None:
         self.questions += 1
@@ -460,12 +456,12 @@ class GroupScorer:
         d = first
         while d <= last:
             day = self._days.get(d)
-            eff_members = len(day.effective_members) if day else 0
+            eff_members = len(day[2]) if day else 0
             out.append({
                 "date": d.isoformat(),
-                "messages": day.messages if day else 0,
-                "effective": day.effective if day else 0,
-                "senders": len(day.senders) if day else 0,
+                "messages": day[0] if day else 0,
+                "effective": day[1] if day else 0,
+                "senders": len(day[3]) if day else 0,
                 "effective_members": eff_members,
                 "effective_activity": pct(eff_members, base),
             })
@@ -481,10 +477,10 @@ class GroupScorer:
             w = weeks.get(monday)
             if w is None:
                 w = weeks[monday] = [0, 0, set(), set()]
-            w[0] += day.messages
-            w[1] += day.effective
-            w[2] |= day.effective_members
-            w[3] |= day.senders
+            w[0] += day[0]
+            w[1] += day[1]
+            w[2] |= day[2]
+            w[3] |= day[3]
         out = []
         monday, last = min(weeks), max(weeks)
         while monday <= last:
