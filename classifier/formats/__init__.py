@@ -145,7 +145,7 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
         return "pywxdump_csv"
     if "AuthorID" in first and "Author" in first and "Content" in first:
         return "discord_csv"
-    if first.startswith("消息记录") or "\n消息对象:" in body[:4000] or "\n消息对象：" in body[:4000]:
+    if first.startswith(("消息记录", "消息对象")) or "\n消息对象:" in body[:4000] or "\n消息对象：" in body[:4000]:
         return "qq_txt"
     if looks_like_head(first):
         qq = plain = 0

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 
 from ..records import Message
 from .common import ReadContext, check_single_group, format_time, infer_kind, parse_time
-from .textio import LineSource, sniff_encoding
+from .textio import BAD, LineSource, sniff_encoding
 
 _HEAD = re.compile(r"(\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2}:\d{2}) (.*?)(?:\((\d+)\)|<([^<>]*)>)?\s*$")
 _TITLE = re.compile(r"^(?:【[^】]*】)+")
@@ -62,9 +62,21 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
         return Message(group=group, sender=sender, sender_id=sender_id, time=when, text=text,  # type: ignore[arg-type]
                        kind=infer_kind(text, system_phrases=True))
 
-    src = LineSource(ctx.path, enc, stats)
+    src = LineSource(ctx.path, enc, stats, keep_bad=True)
     for raw in src:
         line = raw.rstrip("\r\n")
+        if BAD in line:
+            if _maybe_head(line):
+                # A broken head: close the open message; this one's body goes with it, rather
+                # than being glued onto its neighbour.
+                if head is not None:
+                    stats.read += 1
+                    yield flush()
+                head, body, orphan_reported = None, [], True
+                stats.skip(src.lineno, f"message head is not valid {enc}; message skipped")
+            else:
+                stats.skip(src.lineno, f"line is not valid {enc}; left out of its message")
+            continue
         if _maybe_head(line):
             m = _HEAD.match(line)
             if m is not None:

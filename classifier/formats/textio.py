@@ -15,11 +15,11 @@ from ..base import GroupscoreError
 from .common import ReadStats
 
 HEAD_BYTES = 65536
-_BAD = "\udfff"
+BAD = "\udfff"
 
 
 def _mark_bad(err: UnicodeError) -> tuple[str, int]:
-    return _BAD, err.end  # type: ignore[attr-defined]
+    return BAD, err.end  # type: ignore[attr-defined]
 
 
 codecs.register_error("groupscore-mark", _mark_bad)
@@ -42,10 +42,13 @@ def sniff_encoding(path: Path) -> str:
         return "utf-16"  # Python's utf-16 codec reads the BOM and picks the byte order
     if len(head) >= 4:
         # BOM-less UTF-16: markup and digits put a NUL in every other byte.
+        # UTF-8 and GB18030 text has no NUL bytes at all, so a few, mostly on one side, suffice
+        # even for mostly-Chinese text (digits, punctuation and newlines are ASCII; a CJK
+        # character such as U+4E00 contributes the odd NUL on the other side).
         even, odd = head[0::2].count(0), head[1::2].count(0)
-        if odd > len(head) // 8 and even == 0:
+        if odd >= 4 * even + 2 + len(head) // 512:
             return "utf-16-le"
-        if even > len(head) // 8 and odd == 0:
+        if even >= 4 * odd + 2 + len(head) // 512:
             return "utf-16-be"
     lines = head.split(b"\n")
     if len(head) == HEAD_BYTES and len(lines) > 1:
@@ -71,8 +74,11 @@ class LineSource:
     yielded since the last :meth:`mark` (for records that span several lines, e.g. CSV).
     """
 
-    def __init__(self, path: Path, encoding: str, stats: ReadStats) -> None:
+    def __init__(self, path: Path, encoding: str, stats: ReadStats, keep_bad: bool = False) -> None:
         self.path = path
+        # keep_bad: yield undecodable lines (holding BAD) so a reader can tell which record they
+        # broke; the reader then reports them itself.
+        self.keep_bad = keep_bad
         self.encoding = encoding
         self.stats = stats
         self.lineno = 0
@@ -93,7 +99,7 @@ class LineSource:
         with f:
             for line in f:
                 n += 1
-                if _BAD in line:
+                if BAD in line and not self.keep_bad:
                     self.stats.skip(n, f"line is not valid {self.encoding}; skipped")
                     continue
                 self.lineno = n

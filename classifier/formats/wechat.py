@@ -30,7 +30,7 @@ from .common import (
     with_placeholder,
 )
 from .tabular import csv_rows, header_index
-from .textio import LineSource, sniff_encoding
+from .textio import BAD, LineSource, sniff_encoding
 
 # ---------------------------------------------------------------- WeChatMsg CSV
 
@@ -153,9 +153,19 @@ def read_wechatmsg_txt(ctx: ReadContext) -> Iterator[Message]:
         return Message(group=group, sender="" if sender in SYSTEM_SENDERS else sender,
                        time=when, text=text, kind=kind)  # type: ignore[arg-type]
 
-    src = LineSource(ctx.path, enc, stats)
+    src = LineSource(ctx.path, enc, stats, keep_bad=True)
     for raw in src:
         line = raw.rstrip("\r\n")
+        if BAD in line:
+            if looks_like_head(line):  # see qq.read_qq_txt: keep neighbours intact
+                if head is not None:
+                    stats.read += 1
+                    yield flush()
+                head, body, dropping = None, [], True
+                stats.skip(src.lineno, f"message head is not valid {enc}; message skipped")
+            else:
+                stats.skip(src.lineno, f"line is not valid {enc}; left out of its message")
+            continue
         if looks_like_head(line):
             if head is not None:
                 stats.read += 1

@@ -1,0 +1,517 @@
+"""Format readers and writers: detection, fields, encodings, bad input, round trips."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from classifier.base import GroupscoreError
+from classifier.formats import (
+    FORMATS,
+    PRESERVED_FIELDS,
+    WRITERS,
+    ReadStats,
+    detect_format,
+    iter_messages,
+    write_export,
+)
+from classifier.formats.textio import sniff_encoding
+from classifier.records import Message
+
+SAMPLES = Path(__file__).resolve().parent.parent / "datasets" / "samples"
+DISCORD_CSV = "方块世界服务器 - 闲聊交流 [920000000000000002].csv"
+SAMPLE_FORMATS = {
+    "私域运营交流群_utf8.csv": "wechatmsg_csv",
+    "私域运营交流群.txt": "wechatmsg_txt",
+    "pywxdump.csv": "pywxdump_csv",
+    "qq_group.txt": "qq_txt",
+    "telegram_result.json": "telegram_json",
+    "discord.json": "discord_json",
+    DISCORD_CSV: "discord_csv",
+    "generic.csv": "csv",
+    "generic.jsonl": "jsonl",
+}
+
+
+def read(path: Path, fmt: str | None = None, **kw) -> tuple[list[Message], ReadStats]:
+    stats = ReadStats()
+    return list(iter_messages(path, fmt, stats=stats, **kw)), stats
+
+
+# ---------------------------------------------------------------- samples: detection and fields
+
+
+def test_every_sample_file_is_covered():
+    on_disk = {p.name for p in SAMPLES.iterdir() if p.name != "groups.json"}
+    assert on_disk == set(SAMPLE_FORMATS)
+    assert set(SAMPLE_FORMATS.values()) == set(FORMATS) - {"tsv"}
+
+
+@pytest.mark.parametrize("name,fmt", sorted(SAMPLE_FORMATS.items()))
+def test_sample_detected_and_read_cleanly(name, fmt):
+    assert detect_format(SAMPLES / name) == fmt
+    msgs, stats = read(SAMPLES / name)
+    assert stats.format == fmt
+    assert stats.skipped == 0 and stats.errors == []
+    assert stats.read == len(msgs) >= 30
+    kinds = Counter(m.kind for m in msgs)
+    assert kinds["system"] >= 2 and kinds["text"] >= 15
+    assert all(m.time is not None for m in msgs)
+    assert [m.time for m in msgs] == sorted(m.time for m in msgs)
+
+
+def test_groups_json_names_every_sample_group():
+    groups = json.loads((SAMPLES / "groups.json").read_text(encoding="utf-8"))
+    seen = {m.group for name in SAMPLE_FORMATS for m in iter_messages(SAMPLES / name)}
+    assert seen <= set(groups)
+    for cfg in groups.values():
+        assert cfg["topic"] and cfg["members"] > 0
+
+
+def test_wechatmsg_csv_fields():
+    msgs, stats = read(SAMPLES / "私域运营交流群_utf8.csv")
+    assert stats.encoding == "utf-8-sig"
+    by_id = {m.msg_id: m for m in msgs}
+    reply = by_id["1004"]
+    # Type 49 / SubType 57: the text comes out of the XML payload's <title>.
+    assert (reply.kind, reply.sender, reply.sender_id) == ("reply", "阿杰", "wxid_ajie_88")
+    assert reply.text == "一般按成交人数÷沉淀到私域的总人数，进群只是一个中间环节"
+    assert reply.time == datetime(2024, 3, 4, 9, 7, 15)
+    assert reply.group == "私域运营交流群"  # file stem minus WeChatMsg's "_utf8"
+    assert (by_id["1009"].kind, by_id["1009"].text) == ("image", "[图片]")
+    assert (by_id["1002"].kind, by_id["1002"].text) == ("sticker", "[表情]")
+    assert (by_id["1026"].kind, by_id["1026"].text) == ("voice", "[语音]")
+    assert (by_id["1025"].kind, by_id["1025"].text) == ("link", "[链接] 2024私域运营白皮书（节选）")
+    assert (by_id["1030"].kind, by_id["1030"].text) == ("file", "[文件] 社群SOP模板.xlsx")
+    assert by_id["1008"].text == "送的是行业报告合集，再加一节直播课\n门槛是邀请3个好友进群"
+    assert by_id["1024"].kind == "system" and "拍了拍" in by_id["1024"].text
+    assert sum(m.kind == "system" for m in msgs) == 5
+
+
+def test_wechatmsg_txt_fields():
+    msgs, _ = read(SAMPLES / "私域运营交流群.txt")
+    assert len(msgs) == 40
+    first = msgs[0]
+    assert (first.sender, first.text, first.time) == ("运营老周", "早上好，今天聊聊社群促活", datetime(2024, 3, 4, 9, 2, 11))
+    assert msgs[7].text == "送的是行业报告合集，再加一节直播课\n门槛是邀请3个好友进群"
+    system = [m for m in msgs if m.kind == "system"]
+    assert len(system) == 5 and all(m.sender == "" for m in system)
+    assert msgs[24].kind == "link" and msgs[24].text.startswith("[链接] ")
+    assert msgs[29].kind == "file"
+
+
+def test_pywxdump_csv_fields():
+    msgs, _ = read(SAMPLES / "pywxdump.csv")
+    assert {m.group for m in msgs} == {"20567839021@chatroom"}  # room_name, as PyWxDump writes it
+    assert msgs[0].sender == "我"  # the exporting account
+    reply = msgs[3]
+    # The quoted message PyWxDump appends ("\n\n[引用](...)...") is not part of the reply.
+    assert reply.kind == "reply" and reply.text == "一般按成交人数÷沉淀到私域的总人数，进群只是一个中间环节"
+    assert (reply.sender_id, reply.msg_id) == ("wxid_ajie_88", "7301002003004005004")
+    link = msgs[24]
+    assert link.kind == "link" and "<a href" not in link.text and link.text.startswith("[链接] 2024私域运营白皮书")
+    assert (msgs[25].kind, msgs[25].text) == ("voice", "[语音]")
+    assert (msgs[8].kind, msgs[8].text) == ("image", "[图片]")
+    sys_msgs = [m for m in msgs if m.kind == "system"]
+    assert len(sys_msgs) == 5 and all(m.sender == "" for m in sys_msgs)
+
+
+def test_qq_txt_fields():
+    msgs, stats = read(SAMPLES / "qq_group.txt")
+    assert stats.encoding == "gb18030"
+    assert {m.group for m in msgs} == {"方块世界服务器交流群"}
+    owner = msgs[0]
+    assert (owner.sender, owner.sender_id) == ("方块老K", "123450001")  # 【群主】 stripped
+    assert owner.text.count("\n") == 2  # three-line body, CRLF endings gone
+    admin = msgs[3]
+    assert (admin.sender, admin.sender_id) == ("阿木", "123450002")  # 【管理员】 stripped
+    mail = msgs[5]
+    assert (mail.sender, mail.sender_id, mail.kind) == ("小鱼干", "fish@example.com", "sticker")
+    pat = msgs[9]
+    assert (pat.kind, pat.sender, pat.sender_id, pat.text) == ("system", "", "", "萌新小白拍了拍红石工程师")
+    assert msgs[12].kind == "image"
+    assert msgs[15].text == "出MC正版账号 80r 带披风，需要的私聊\n扣扣 一二三四五 零零零九"
+    assert msgs[26].sender == "阿星"  # 【潜水】 honour title stripped too
+    assert sum(m.kind == "system" for m in msgs) == 4
+
+
+def test_telegram_json_fields():
+    msgs, _ = read(SAMPLES / "telegram_result.json")
+    by_id = {m.msg_id: m for m in msgs}
+    invite = by_id["102"]
+    assert invite.kind == "system" and invite.text == "小鹿 邀请 Kevin、阿May、背包客老张 加入群聊"
+    assert (invite.sender, invite.sender_id) == ("小鹿", "user5000000001")
+    answer = by_id["105"]
+    assert (answer.kind, answer.reply_to, answer.sender) == ("reply", "104", "背包客老张")
+    assert by_id["106"].text == "路况可以看这个群的置顶，赛里木湖那段限速很严"  # entity list flattened
+    assert (by_id["107"].kind, by_id["107"].text) == ("sticker", "[表情] 👍")
+    assert (by_id["108"].kind, by_id["108"].text) == ("image", "[图片] 这是我上个月在大理拍的洱海")
+    assert (by_id["124"].kind, by_id["124"].text) == ("file", "[文件] 新疆自驾路书v2.pdf")
+    assert by_id["133"].kind == "voice" and by_id["134"].kind == "video"
+    assert by_id["125"].kind == "system" and "置顶" in by_id["125"].text
+    assert by_id["135"].text.count("\n") == 2
+    assert by_id["101"].time == datetime(2024, 5, 10, 8, 30, 12)
+
+
+def test_telegram_whole_account_export(tmp_path):
+    chat = json.loads((SAMPLES / "telegram_result.json").read_text(encoding="utf-8"))
+    other = {"name": "另一个群", "type": "private_group", "id": 5, "messages": chat["messages"][:3]}
+    account = {"about": "…", "personal_information": {"first_name": "x"},
+               "chats": {"about": "…", "list": [chat, other]}}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(account, ensure_ascii=False, indent=1), encoding="utf-8")
+    assert detect_format(path) == "telegram_json"
+    msgs, stats = read(path)
+    assert Counter(m.group for m in msgs) == {"环球旅行搭子群": len(chat["messages"]), "另一个群": 3}
+    assert stats.read == len(chat["messages"]) + 3
+
+
+def test_discord_json_fields():
+    msgs, _ = read(SAMPLES / "discord.json")
+    assert {m.group for m in msgs} == {"方块世界服务器 - 闲聊交流"}
+    by_id = {m.msg_id[-2:]: m for m in msgs}
+    assert by_id["01"].sender == "方块老K" and by_id["01"].sender_id == "900000000000000101"  # nickname wins
+    assert by_id["01"].time == datetime(2024, 4, 20, 11, 0, 5, 120000, tzinfo=timezone(timedelta(hours=8)))
+    assert by_id["02"].kind == "system"  # ChannelPinnedMessage
+    assert by_id["08"].kind == "system" and by_id["08"].text == "Joined the server."  # GuildMemberJoin
+    assert (by_id["03"].kind, by_id["03"].text) == ("image", "[图片]")
+    assert by_id["15"].kind == "video"
+    assert (by_id["07"].kind, by_id["07"].text) == ("sticker", "[表情]")
+    reply = by_id["05"]
+    assert reply.kind == "reply" and reply.reply_to == "1230000000000000004"
+
+
+def test_discord_csv_fields():
+    msgs, _ = read(SAMPLES / DISCORD_CSV)
+    assert {m.group for m in msgs} == {"方块世界服务器 - 闲聊交流"}  # " [channel id]" dropped
+    assert (msgs[2].kind, msgs[2].text, msgs[2].sender_id) == ("image", "[图片]", "900000000000000107")
+    assert msgs[1].kind == "system" and msgs[7].kind == "system"
+    assert msgs[14].kind == "video"
+    assert msgs[0].time.utcoffset() == timedelta(hours=8)
+
+
+def test_generic_csv_with_chinese_headers_and_inferred_kinds():
+    msgs, stats = read(SAMPLES / "generic.csv")
+    assert stats.encoding == "utf-8-sig"
+    m = msgs[1]
+    assert (m.group, m.sender, m.sender_id, m.time) == ("环球旅行搭子群", "Kevin", "u02", datetime(2024, 5, 13, 8, 5, 10))
+    assert [x.kind for x in msgs[5:8]] == ["sticker", "system", "image"]
+    assert msgs[11].kind == "system"
+
+
+def test_generic_jsonl_fields():
+    msgs, _ = read(SAMPLES / "generic.jsonl")
+    answer = msgs[4]
+    assert (answer.msg_id, answer.reply_to, answer.sender) == ("g5", "g4", "阿May")
+    assert answer.time == datetime(2024, 5, 13, 9, 15, 2, tzinfo=timezone(timedelta(hours=8)))
+    assert [m.kind for m in msgs] == [m.kind for m in read(SAMPLES / "generic.csv")[0]]
+
+
+# ---------------------------------------------------------------- encodings
+
+
+def _messages(group: str = "测试群", n: int = 6) -> list[Message]:
+    texts = ["早上好", "私域转化率一般怎么算？\n按成交人数算吗", "[图片]", "加V：abc_123 免费领资料", "收到 👍", "[表情]"]
+    return [
+        Message(group=group, sender=f"成员{i % 3}", sender_id=f"2000{i % 3}", time=datetime(2024, 1, 2, 10, i, 5),
+                text=texts[i % len(texts)], kind={"[图片]": "image", "[表情]": "sticker"}.get(texts[i % len(texts)], "text"),
+                msg_id=str(100 + i))
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("encoding,expected", [
+    ("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("utf-16", "utf-16"),
+    ("utf-16-le", "utf-16-le"), ("utf-16-be", "utf-16-be"), ("gb18030", "gb18030"),
+])
+@pytest.mark.parametrize("fmt", ["qq_txt", "csv", "jsonl", "wechatmsg_csv", "telegram_json"])
+def test_every_encoding_reads_back(tmp_path, fmt, encoding, expected):
+    msgs = _messages()
+    path = tmp_path / f"测试群.{fmt}"
+    write_export(msgs, fmt, path, encoding=encoding)
+    assert sniff_encoding(path) == expected
+    assert detect_format(path) == fmt
+    back, stats = read(path)
+    assert stats.encoding == expected and stats.skipped == 0
+    assert [(m.sender, m.text, m.time, m.kind) for m in back] == [(m.sender, m.text, m.time, m.kind) for m in msgs]
+
+
+def test_explicit_encoding_overrides_detection(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_bytes("text,sender\n你好,甲\n".encode("gb18030"))
+    assert [m.text for m in iter_messages(path, encoding="gb18030")] == ["你好"]
+    with pytest.raises(GroupscoreError, match="unknown encoding"):
+        iter_messages(path, encoding="no-such-codec")
+
+
+def test_undecodable_line_is_skipped_not_fatal(tmp_path):
+    lines = [f"2024-01-0{d} 10:00:00 甲(12345)\n第{d}天的消息\n\n".encode("utf-8") for d in range(1, 6)]
+    lines[2] = b"2024-01-03 10:00:00 \xe7\x94(12345)\n" + "正常内容\n\n".encode("utf-8")  # a cut character
+    path = tmp_path / "qq.txt"
+    path.write_bytes(b"".join(lines))
+    msgs, stats = read(path, "qq_txt")
+    assert stats.encoding == "utf-8"  # one bad line does not flip the file to GB18030
+    assert stats.skipped >= 1 and stats.errors[0][0] == 7
+    assert [m.text for m in msgs][:2] == ["第1天的消息", "第2天的消息"]
+    assert [m.text for m in msgs][-2:] == ["第4天的消息", "第5天的消息"]
+
+
+# ---------------------------------------------------------------- malformed records
+
+
+def test_malformed_csv_rows_reported_with_line_numbers(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text(
+        "time,sender,text\n"                    # line 1
+        "2024-01-01 10:00:00,甲,第一条\n"        # 2
+        '2024-01-01 10:01:00,乙,"两行\n的内容"\n'  # 3-4
+        "2024-01-01 10:02:00,丙\n"               # 5: a field short
+        "not a time,丁,时间坏了\n"               # 6
+        "2024-01-01 10:03:00,戊,最后一条\n",     # 7
+        encoding="utf-8",
+    )
+    msgs, stats = read(path)
+    assert [m.text for m in msgs] == ["第一条", "两行\n的内容", "最后一条"]
+    assert stats.read == 3 and stats.skipped == 2
+    assert [line for line, _ in stats.errors] == [5, 6]
+    assert "expected 3 fields" in stats.errors[0][1] and "time" in stats.errors[1][1]
+    assert stats.to_dict()["errors"][0] == {"line": 5, "reason": stats.errors[0][1]}
+
+
+def test_malformed_wechatmsg_rows(tmp_path):
+    path = tmp_path / "群_utf8.csv"
+    write_export(_messages(n=4), "wechatmsg_csv", path)
+    rows = path.read_text(encoding="utf-8").splitlines()
+    rows.insert(2, "99,1,abc,0,0,0,2,坏类型,2024-01-01 00:00:00,,某人,wxid_x")
+    rows.append("98,1,1,0,0,0,2,坏时间,2024-99-01 00:00:00,,某人,wxid_x")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    msgs, stats = read(path)
+    assert len(msgs) == 4 and stats.skipped == 2
+    assert [n for n, _ in stats.errors] == [3, 8]  # line 4-5 is one two-line record
+    assert msgs[0].group == "群"
+
+
+def test_qq_bad_head_drops_its_body_only(tmp_path):
+    path = tmp_path / "qq.txt"
+    path.write_text(
+        "消息对象:测试群\n\n"                         # 1-2
+        "2024-01-01 10:00:00 甲(111)\n第一条\n\n"       # 3-5
+        "2024-13-45 10:00:00 乙(222)\n坏时间的正文\n\n"  # 6-8
+        "2024-01-01 10:02:00 丙(333)\n第三条\n",        # 9-10
+        encoding="utf-8",
+    )
+    msgs, stats = read(path)
+    assert [(m.sender, m.text) for m in msgs] == [("甲", "第一条"), ("丙", "第三条")]
+    assert stats.skipped == 1 and stats.errors[0][0] == 6
+
+
+def test_malformed_jsonl_lines(tmp_path):
+    path = tmp_path / "g.jsonl"
+    path.write_text(
+        '{"text": "一", "sender": "甲", "time": "2024-01-01T10:00:00"}\n'
+        "{broken json\n"
+        "[1, 2]\n"
+        "\n"
+        '{"text": "二", "sender": "乙", "time": "yesterday"}\n'
+        '{"text": "三", "sender": "丙", "time": 1704074400}\n',
+        encoding="utf-8",
+    )
+    msgs, stats = read(path)
+    assert [m.text for m in msgs] == ["一", "三"]
+    assert [n for n, _ in stats.errors] == [2, 3, 5]
+    assert msgs[1].time == datetime.fromtimestamp(1704074400)
+
+
+def test_malformed_telegram_messages_skipped_by_position(tmp_path):
+    doc = {"name": "群", "type": "private_group", "id": 1, "messages": [
+        {"id": 1, "type": "message", "date": "2024-01-01T10:00:00", "from": "甲", "from_id": "user1", "text": "好"},
+        {"type": "message", "date": "2024-01-01T10:01:00", "from": "乙", "text": "没有id"},
+        {"id": 3, "type": "message", "date": "昨天", "from": "丙", "text": "坏时间"},
+        "not an object",
+        {"id": 5, "type": "message", "date": "2024-01-01T10:05:00", "from": None, "from_id": None, "text": "已注销账号"},
+    ]}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")  # one line, minified
+    msgs, stats = read(path)
+    assert [m.msg_id for m in msgs] == ["1", "5"] and msgs[1].sender == ""
+    assert [n for n, _ in stats.errors] == [2, 3, 4]
+
+
+def test_errors_capped_but_all_counted(tmp_path):
+    path = tmp_path / "g.csv"
+    body = "".join("x,y\n" if i % 2 else f"2024-01-01 10:00:00,{i},ok\n" for i in range(300))
+    path.write_text("time,sender,text\n" + body, encoding="utf-8")
+    msgs, stats = read(path)
+    assert len(msgs) == 150 and stats.skipped == 150 and len(stats.errors) == 100
+
+
+def test_invalid_whole_json_is_one_line_error(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text('{"name": "x", "messages": [ {"id": 1,', encoding="utf-8")
+    with pytest.raises(GroupscoreError, match="not valid JSON"):
+        list(iter_messages(path, "telegram_json"))
+
+
+# ---------------------------------------------------------------- round trips
+
+
+def _canonical(fmt: str) -> list[Message]:
+    """Messages using every kind a format can mark, in its own id/time conventions."""
+    g = "方块世界服务器 - 闲聊交流" if fmt.startswith("discord") else "私域运营交流群"
+    t0 = datetime(2024, 3, 1, 9, 0, 0)
+    rows = [
+        ("阿杰", "wxid_aj", "早上好", "text", ""),
+        ("小林", "wxid_xl", "私域转化率一般怎么算？\n有没有公式\n\n谢谢", "text", ""),
+        ("阿杰", "wxid_aj", "看成交人数÷加粉数", "reply", "2"),
+        ("小林", "wxid_xl", "[图片]", "image", ""),
+        ("小林", "wxid_xl", "[图片] 我们的漏斗", "image", ""),
+        ("阿杰", "wxid_aj", "[表情]", "sticker", ""),
+        ("", "", "小美加入了群聊", "system", ""),
+        ("老王", "wxid_lw", "[链接] 社群运营手册", "link", ""),
+        ("老王", "wxid_lw", "[文件] 方案.pdf", "file", ""),
+        ("老王", "wxid_lw", "[语音]", "voice", ""),
+        ("老王", "wxid_lw", "[视频]", "video", ""),
+        ("福利君", "wxid_fl", '加V：abc_123 "免费"领资料, 仅限今天', "text", ""),
+    ]
+    out = []
+    for i, (s, sid, text, kind, reply) in enumerate(rows):
+        if fmt == "qq_txt":
+            sid = str(123450000 + len(s)) if sid else ""
+        out.append(Message(group=g, sender=s, sender_id=sid, time=t0 + timedelta(minutes=i, seconds=7 * i),
+                           text=text, kind=kind, msg_id=str(i + 1), reply_to=reply))
+    return out
+
+
+def _expected(fmt: str, m: Message) -> dict:
+    fields = PRESERVED_FIELDS[fmt]
+    exp = {f: getattr(m, f) for f in fields}
+    if "kind" in fields:
+        if m.kind == "reply" and fmt in ("wechatmsg_txt", "qq_txt", "discord_csv"):
+            exp["kind"] = "text"  # these exports cannot mark a reply
+        if m.kind == "system" and fmt == "discord_csv":
+            exp["kind"] = "system" if m.text in ("Joined the server.",) else "text"
+    return exp
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_writer_round_trip(tmp_path, fmt):
+    msgs = _canonical(fmt)
+    path = tmp_path / f"{msgs[0].group}.{fmt}"
+    write_export(iter(msgs), fmt, path)  # a one-shot iterator: writers must stream
+    assert detect_format(path) == fmt
+    back, stats = read(path)
+    assert stats.skipped == 0 and len(back) == len(msgs)
+    for a, b in zip(msgs, back):
+        assert {f: getattr(b, f) for f in PRESERVED_FIELDS[fmt]} == _expected(fmt, a)
+    if "group" not in PRESERVED_FIELDS[fmt]:
+        assert {m.group for m in back} == {msgs[0].group}  # from the file name
+
+
+@pytest.mark.parametrize("name,fmt", sorted(SAMPLE_FORMATS.items()))
+def test_sample_survives_rewrite_in_its_own_format(tmp_path, name, fmt):
+    original, _ = read(SAMPLES / name)
+    group = original[0].group
+    path = tmp_path / ("x.out" if "group" in PRESERVED_FIELDS[fmt] else f"{group}.out")
+    write_export(original, fmt, path)
+    back, stats = read(path, fmt)
+    assert stats.skipped == 0
+    fields = sorted(PRESERVED_FIELDS[fmt])
+    assert [[getattr(m, f) for f in fields] for m in back] == [[getattr(m, f) for f in fields] for m in original]
+
+
+def test_aware_times_round_trip_through_generic_and_discord(tmp_path):
+    tz = timezone(timedelta(hours=8))
+    msgs = [Message(group="g", sender="a", sender_id="1", time=datetime(2024, 1, 1, 10, 0, 0, 250000, tzinfo=tz),
+                    text="hi", msg_id="1")]
+    for fmt in ("jsonl", "csv", "discord_json", "discord_csv"):
+        path = tmp_path / f"g.{fmt}"
+        write_export(msgs, fmt, path)
+        assert next(iter_messages(path, fmt)).time == msgs[0].time
+
+
+def test_one_group_formats_refuse_mixed_groups(tmp_path):
+    mixed = _messages("甲群", 2) + _messages("乙群", 2)
+    for fmt in ("qq_txt", "telegram_json", "discord_json", "wechatmsg_txt", "wechatmsg_csv", "discord_csv"):
+        with pytest.raises(GroupscoreError, match="one group"):
+            write_export(mixed, fmt, tmp_path / f"x.{fmt}")
+    # Naming the group explicitly is the way to merge on purpose; multi-group formats just work.
+    write_export(mixed, "qq_txt", tmp_path / "merged.txt", group_name="合并")
+    assert {m.group for m in iter_messages(tmp_path / "merged.txt")} == {"合并"}
+    write_export(mixed, "jsonl", tmp_path / "mixed.jsonl")
+    assert Counter(m.group for m in iter_messages(tmp_path / "mixed.jsonl")) == {"甲群": 2, "乙群": 2}
+
+
+def test_reading_streams(tmp_path):
+    path = tmp_path / "big.jsonl"
+    write_export((m for _ in range(2000) for m in _messages()), "jsonl", path)
+    stats = ReadStats()
+    it = iter_messages(path, stats=stats)
+    next(it)
+    assert stats.read == 1  # nothing read ahead of the consumer
+    assert sum(1 for _ in it) == 11999
+
+
+# ---------------------------------------------------------------- column mapping, forcing, errors
+
+
+def test_column_mapping(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("when,who,words,chat\n2024-01-01 10:00,甲,你好,私域群\n2024-01-01 10:01,乙,[图片],私域群\n",
+                    encoding="utf-8")
+    msgs, _ = read(path, columns={"text": "words", "sender": "who", "time": "when", "group": "chat"})
+    assert [(m.sender, m.text, m.kind, m.group) for m in msgs] == [("甲", "你好", "text", "私域群"),
+                                                                   ("乙", "[图片]", "image", "私域群")]
+    assert msgs[0].time == datetime(2024, 1, 1, 10, 0)
+    with pytest.raises(GroupscoreError, match="no text column"):
+        list(iter_messages(path))
+    with pytest.raises(GroupscoreError, match="'nope'"):
+        list(iter_messages(path, columns={"text": "nope"}))
+    with pytest.raises(GroupscoreError, match="unknown field"):
+        list(iter_messages(path, columns={"txt": "body"}))
+    with pytest.raises(GroupscoreError, match="column mapping"):
+        iter_messages(SAMPLES / "qq_group.txt", columns={"text": "x"})
+
+
+def test_column_mapping_jsonl_and_group_override(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"content": "你好", "user": {"name": "甲"}, "ts": 1704074400000}\n', encoding="utf-8")
+    m = next(iter_messages(path, columns={"time": "ts"}, group="我的群"))
+    assert (m.text, m.group, m.time) == ("你好", "我的群", datetime.fromtimestamp(1704074400))
+    assert next(iter_messages(SAMPLES / "qq_group.txt", group="改名")).group == "改名"
+
+
+def test_forced_format(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("sender\ttext\n甲\t你好\n", encoding="utf-8")
+    assert detect_format(path) == "tsv"
+    msgs, stats = read(path, "tsv")
+    assert stats.format == "tsv" and [m.text for m in msgs] == ["你好"]
+    # Forcing the wrong reader is the user's call: it fails with a clear message, not garbage.
+    with pytest.raises(GroupscoreError, match="wechatmsg_csv"):
+        list(iter_messages(path, "wechatmsg_csv"))
+
+
+def test_unknown_format_name_lists_known_ones():
+    with pytest.raises(GroupscoreError) as err:
+        iter_messages(SAMPLES / "qq_group.txt", "whatsapp")
+    assert "qq_txt" in str(err.value) and "telegram_json" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(GroupscoreError, match="known formats"):
+        write_export([], "whatsapp", "x")
+
+
+@pytest.mark.parametrize("content", ["just some words\nwithout any structure\n", '{"a": [1, 2,\n "b"]}\n', "   \n"])
+def test_undetectable_files(tmp_path, content):
+    path = tmp_path / "mystery.dat"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(GroupscoreError) as err:
+        iter_messages(path)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file():
+    with pytest.raises(GroupscoreError, match="no such file"):
+        iter_messages("/nonexistent/chat.csv")
