@@ -603,6 +603,9 @@ def test_real_model_in_process() -> None:
     ).json()["predictions"]
     assert len(batch) == 2 and all(0.0 <= p["relevance"] <= 1.0 for p in batch)
     assert c.get("/v1/model").json()["labels"] == list(LABELS)
+    report = c.post("/v1/score", json={k: v for k, v in _score_payload().items() if k != "topic"}).json()
+    assert (report["messages"], report["system"], report["members_base"]) == (5, 1, 10)
+    assert report["topic"]["source"] == "induced"
 
 
 def _free_port() -> int:
