@@ -13,7 +13,8 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
 - **verticality** (垂直度) = effective ÷ (messages − system − ad).
 - **ad_rate** = ad ÷ (messages − system).
 - **questions**: every ``question``-labelled message. It is *answered* by a later non-ad
-  message from another member that replies to it (``reply_to`` = its ``msg_id``); in a group
+  message from another member that replies to it (``reply_to`` = its ``msg_id``) within
+  ``REPLY_HORIZON`` (7 days; later replies are not counted, which keeps memory flat); in a group
   whose export carries no reply data at all, by the first ``on_topic`` message from another
   member within ``answer_window`` (30 minutes by default). ``answered_rate`` = answered ÷
   questions; ``median_seconds_to_first_answer`` over answered questions with timestamps.
@@ -69,6 +70,9 @@ TOP_SHOWN = 10
 DISPLAY_TEXT_CHARS = 200
 # Messages buffered before a topic is induced from a group's own history.
 INDUCE_MESSAGES = 2000
+# How long a question waits for a reply-to answer, and how many may wait at once (memory bound).
+REPLY_HORIZON = timedelta(days=7)
+MAX_AWAITING = 50_000
 
 _AD, _QUESTION, _ON_TOPIC, _OFF_TOPIC = LABELS
 _UTC = timezone.utc
@@ -170,6 +174,7 @@ class GroupScorer:
         self.flood_window = flood_window
         self._window_s = answer_window.total_seconds()
         self._flood_s = flood_window.total_seconds()
+        self._reply_horizon_s = REPLY_HORIZON.total_seconds()
 
         self.messages = 0
         self.system = 0
@@ -193,9 +198,11 @@ class GroupScorer:
         self._has_reply_data = False
         # Reply mode: questions with an id, waiting for a reply.
         self._awaiting: dict[str, _Question] = {}
+        self._awaiting_order: deque[tuple[str, _Question]] = deque()  # oldest first, for eviction
         self._reply_answered = 0
         self._reply_delays = array("d")
-        self._unanswered_no_id: list = []  # bounded heap of id-less questions (never answerable by reply)
+        # Bounded heap of questions that can no longer be answered by reply (no id, or past the horizon).
+        self._reply_unanswered: list = []
         # Window mode: questions still inside the answer window.
         self._open: deque[_Question] = deque()
         self._window_answered = 0
@@ -297,12 +304,31 @@ class GroupScorer:
         q = _Question(self._seq, ts, key, msg.sender or key, rel, msg.text[:DISPLAY_TEXT_CHARS], msg.time)
         if msg.msg_id:
             self._awaiting[msg.msg_id] = q
+            self._awaiting_order.append((msg.msg_id, q))
+            self._evict_awaiting(ts)
         else:
-            _push_bounded(self._unanswered_no_id, q)
+            _push_bounded(self._reply_unanswered, q)
         if ts is None:
             _push_bounded(self._window_unanswered, q)  # no time, no window to answer in
         else:
             self._open.append(q)
+
+    def _evict_awaiting(self, now: float | None) -> None:
+        # Memory stays flat: a question waits for a reply at most REPLY_HORIZON (and at most
+        # MAX_AWAITING questions wait); after that it is final: unanswered.
+        order, awaiting = self._awaiting_order, self._awaiting
+        horizon = None if now is None else now - self._reply_horizon_s
+        while order:
+            qid, q = order[0]
+            if awaiting.get(qid) is not q:  # answered meanwhile (or id reused)
+                order.popleft()
+                continue
+            expired = horizon is not None and q.ts is not None and q.ts < horizon
+            if not expired and len(awaiting) <= MAX_AWAITING:
+                break
+            order.popleft()
+            del awaiting[qid]
+            _push_bounded(self._reply_unanswered, q)
 
     def _track_answers(self, msg: Message, label: str, key: str, ts: float | None) -> None:
         # Reply mode: a later non-ad reply by someone else answers the question it replies to.
@@ -384,7 +410,7 @@ class GroupScorer:
     def _questions_result(self) -> dict[str, Any]:
         if self._has_reply_data:
             method, answered, delays = "reply", self._reply_answered, self._reply_delays
-            heap = list(self._unanswered_no_id)
+            heap = list(self._reply_unanswered)
             for q in self._awaiting.values():
                 _push_bounded(heap, q)
         else:

@@ -253,3 +253,13 @@ def test_unanswered_list_is_bounded():
     q = score(msgs)["questions"]
     assert q["unanswered_count"] == 80 and len(q["unanswered"]) == 50
     assert q["unanswered"][0]["text"] == "问题79？"
+
+
+def test_reply_after_the_horizon_does_not_count():
+    msgs = [msg(0, "A", "转化怎么算？", msg_id="1"),
+            msg(60 * 24 * 8, "B", "运营怎么做？", msg_id="2"),           # 8 days later: evicts question 1
+            msg(60 * 24 * 8 + 1, "C", "转化 看漏斗", msg_id="3", reply_to="1"),
+            msg(60 * 24 * 8 + 2, "C", "运营 先分层", msg_id="4", reply_to="2")]
+    q = score(msgs)["questions"]
+    assert q["answered"] == 1 and q["median_seconds_to_first_answer"] == 120.0
+    assert [u["text"] for u in q["unanswered"]] == ["转化怎么算？"]
