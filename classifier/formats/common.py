@@ -13,6 +13,7 @@ any caption, so the same picture reads the same from every export:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +52,7 @@ _SYSTEM_SUFFIXES = (
     "被解除禁言",
     "成为新群主",
 )
-_SYSTEM_FRAGMENTS = ("拍了拍", "修改群名为", "修改了群名称", "与群里其他人都不是朋友关系")
+_SYSTEM_INFIX = re.compile("拍了拍|修改群名为|修改了群名称|与群里其他人都不是朋友关系|邀请.*加入|领取了.*红包")
 _SYSTEM_PREFIXES = ("[红包]", "[系统消息]", "[Red Packet]")
 
 
@@ -200,23 +201,16 @@ def is_system_text(text: str) -> bool:
     """Does a text-only export's message look like a system notice (recall, join, pat ...)?"""
     if len(text) > 60 or "\n" in text:
         return False
-    if text.startswith(_SYSTEM_PREFIXES):
-        return True
-    if text.endswith(_SYSTEM_SUFFIXES):
-        return True
-    if "邀请" in text and ("加入" in text):
-        return True
-    if "红包" in text and "领取了" in text:
-        return True
-    return any(f in text for f in _SYSTEM_FRAGMENTS)
+    return (text.startswith(_SYSTEM_PREFIXES) or text.endswith(_SYSTEM_SUFFIXES)
+            or _SYSTEM_INFIX.search(text) is not None)
 
 
 def infer_kind(text: str, system_phrases: bool = False) -> str:
     """Kind of a message known only by its text (placeholders; optionally system notices)."""
-    if text.startswith("["):
-        for ph, kind in _PLACEHOLDER_KIND.items():
-            if text.startswith(ph):
-                return kind
+    if text[:1] == "[":
+        kind = _PLACEHOLDER_KIND.get(text[:4])  # every placeholder is 4 characters long
+        if kind is not None:
+            return kind
     if system_phrases and is_system_text(text):
         return "system"
     return "text"

@@ -74,33 +74,30 @@ def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fm
     return out
 
 
-def _record(get: dict[str, Any], ctx: ReadContext) -> Message:
-    """Build a message from field -> raw value; raise ValueError when malformed."""
-    text = get.get("text")
+def _make(ctx: ReadContext, text: Any, group: Any, sender: Any, sender_id: Any, time: Any, kind: Any,
+          msg_id: Any, reply_to: Any) -> Message:
+    """Build a message from raw column values (None = no such column); ValueError if malformed."""
     if text is None:
         raise ValueError("no text")
-    text = text if isinstance(text, str) else str(text)
-    raw_time = get.get("time")
-    when = parse_time(raw_time) if raw_time not in (None, "") else None
-    group = ctx.group if ctx.group is not None else (_s(get.get("group")) or ctx.default_group)
-    return Message(
-        group=group,
-        sender=_s(get.get("sender")),
-        sender_id=_s(get.get("sender_id")),
-        time=when,
-        text=text,
-        kind=normalise_kind(_s(get.get("kind")), text),
-        msg_id=_s(get.get("msg_id")),
-        reply_to=_s(get.get("reply_to")),
-    )
+    if text.__class__ is not str:
+        text = _s(text)
+    when = parse_time(time) if time is not None and time != "" else None
+    if ctx.group is not None:
+        group = ctx.group
+    else:
+        group = _s(group) or ctx.default_group
+    return Message(group, _s(sender), _s(sender_id), when, text, normalise_kind(_s(kind), text),
+                   _s(msg_id), _s(reply_to))
 
 
 def _s(v: Any) -> str:
+    if v.__class__ is str:
+        return v
     if v is None:
         return ""
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return v if isinstance(v, str) else str(v)
+    return str(v)
 
 
 def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Message]:
@@ -109,11 +106,15 @@ def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Mess
     if not header:
         return
     mapping = resolve_columns(header, ctx.columns, fmt)
-    pos = {fld: header.index(col) for fld, col in mapping.items()}
+    # Position of each field in the row, or len(header) which points at a None we append.
+    absent = len(header)
+    pos = [header.index(mapping[f]) if f in mapping else absent for f in FIELDS]
+    g, s, sid, t, x, k, mid, rt = pos
     stats = ctx.stats
     for line, row in rows:
+        row.append(None)  # type: ignore[arg-type]
         try:
-            m = _record({fld: row[i] for fld, i in pos.items()}, ctx)
+            m = _make(ctx, row[x], row[g], row[s], row[sid], row[t], row[k], row[mid], row[rt])
         except ValueError as err:
             stats.skip(line, str(err))
             continue
@@ -133,24 +134,27 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
     enc = ctx.encoding or sniff_encoding(ctx.path)
     ctx.stats.encoding = enc
     stats = ctx.stats
-    mapping: dict[str, str] | None = None
+    keys: list[str | None] | None = None
     src = LineSource(ctx.path, enc, stats)
+    loads = orjson.loads
     for line in src:
-        if not line.strip():
-            continue
         try:
-            obj = orjson.loads(line)
+            obj = loads(line)
         except orjson.JSONDecodeError as err:
-            stats.skip(src.lineno, f"invalid JSON: {err}")
+            if line.strip():
+                stats.skip(src.lineno, f"invalid JSON: {err}")
             continue
-        if not isinstance(obj, dict):
+        if obj.__class__ is not dict:
             stats.skip(src.lineno, "line is not a JSON object")
             continue
-        if mapping is None:
+        if keys is None:
             # Keys of the first object decide the mapping (JSONL files are homogeneous).
             mapping = resolve_columns(obj.keys(), ctx.columns, "jsonl")
+            keys = [mapping.get(f) for f in FIELDS]
+        get = obj.get
+        g, s, sid, t, x, k, mid, rt = (get(c) if c is not None else None for c in keys)
         try:
-            m = _record({fld: obj.get(col) for fld, col in mapping.items()}, ctx)
+            m = _make(ctx, x, g, s, sid, t, k, mid, rt)
         except (ValueError, TypeError) as err:
             stats.skip(src.lineno, str(err))
             continue

@@ -43,6 +43,17 @@ _ACTIONS = {
 def load_json(ctx: ReadContext) -> Any:
     enc = ctx.encoding or sniff_encoding(ctx.path)
     ctx.stats.encoding = enc
+    if enc in ("utf-8", "utf-8-sig"):
+        # orjson parses UTF-8 bytes directly: no decode/re-encode round of a large file.
+        try:
+            raw = ctx.path.read_bytes()
+        except OSError as err:
+            raise GroupscoreError(f"cannot read {ctx.path}: {err.strerror or err}") from None
+        try:
+            return orjson.loads(raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw)
+        except orjson.JSONDecodeError:
+            pass  # maybe stray invalid bytes inside strings: retry leniently below
+        del raw
     text = read_all(ctx.path, enc)
     try:
         return orjson.loads(text)
