@@ -312,17 +312,9 @@ _SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":fals
 
 
 def _record_bytes(m: Message, fragment: bytes) -> bytes:
-    head = orjson.dumps({
-        "group": m.group,
-        "sender": m.sender,
-        "sender_id": m.sender_id,
-        "time": m.time.isoformat() if m.time else "",
-        "text": m.text,
-        "kind": m.kind,
-        "msg_id": m.msg_id,
-        "reply_to": m.reply_to,
-    })
-    return head[:-1] + b"," + fragment + b"}"
+    # orjson serialises the slots dataclass natively (fields in declaration order, time as
+    # ISO 8601, null when unknown): much cheaper than building a dict per message.
+    return orjson.dumps(m)[:-1] + b"," + fragment + b"}"
 
 
 def _model_summary(classifier: Classifier) -> dict[str, Any]:

@@ -315,3 +315,16 @@ def test_cli_score_command(tmp_path, monkeypatch):
     assert len(bad.output.strip().splitlines()) == 1
     bad_cols = CliRunner().invoke(cli.app, ["score", str(src), "--columns", "text", "--quiet"])
     assert bad_cols.exit_code == 1 and "field=column" in bad_cols.output
+
+
+def test_messages_jsonl_reads_back_as_a_generic_export(tmp_path):
+    from classifier.formats import ReadStats, iter_messages
+
+    msgs = BASIC + [msg(None, "F", "没有时间的消息")]
+    run(msgs, tmp_path, topic="运营 转化")
+    lines = (tmp_path / "messages.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-1])["time"] is None
+    stats = ReadStats()
+    back = list(iter_messages(tmp_path / "messages.jsonl", "jsonl", stats=stats))
+    assert stats.skipped == 0
+    assert [(m.sender, m.text, m.kind, m.time) for m in back] == [(m.sender, m.text, m.kind, m.time) for m in msgs]
