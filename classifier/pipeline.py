@@ -3,8 +3,11 @@
 Everything streams. Per group only a pending batch (at most ``batch_size`` records, or
 ``INDUCE_MESSAGES`` while a topic is still being induced) and a :class:`GroupScorer`'s
 aggregates are held; each batch is classified once per distinct text, scored, written to
-``messages.jsonl`` and dropped. ``messages.jsonl`` keeps every record in input order within
-its group (batches of different groups interleaved in one export may come out grouped).
+``messages.jsonl`` and dropped. ``messages.jsonl`` has one line per input record: the input
+fields (``time`` null when unknown) plus ``label``, ``probs``, ``relevance``, ``effective`` and
+``system`` (system records: ``system: true`` and null label/probs/relevance). Records keep
+input order within their group (batches of different groups interleaved in one export may
+come out grouped).
 
 Topic per group, first that applies: the groups config entry's ``topic``/``keywords``, then
 ``topic`` (``--topic``), then a topic induced from the group's first ``INDUCE_MESSAGES``
