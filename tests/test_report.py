@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from classifier.base import GroupscoreError, Topic
+from classifier.base import GroupscoreError
 from classifier.pipeline import (
     Pseudonymizer,
     load_groups_config,
@@ -22,9 +22,8 @@ from classifier.pipeline import (
     score_stream,
     validate_groups_config,
 )
-from classifier.records import Message
 from classifier.report import render_html, summary_table
-from report_sample import AD_SENDERS, GROUP, MEMBERS, TOPIC, sample_messages
+from report_sample import GROUP, MEMBERS, TOPIC, sample_messages
 from scoring_fakes import FakeClassifier
 from test_scoring import BASIC, msg
 
