@@ -17,6 +17,7 @@ from classifier.formats import (
     ReadStats,
     detect_format,
     iter_messages,
+    parse_columns,
     write_export,
 )
 from classifier.formats.textio import sniff_encoding
@@ -270,15 +271,16 @@ def test_malformed_csv_rows_reported_with_line_numbers(tmp_path):
         "2024-01-01 10:00:00,甲,第一条\n"        # 2
         '2024-01-01 10:01:00,乙,"两行\n的内容"\n'  # 3-4
         "2024-01-01 10:02:00,丙\n"               # 5: a field short
-        "not a time,丁,时间坏了\n"               # 6
-        "2024-01-01 10:03:00,戊,最后一条\n",     # 7
+        '2024-01-01 10:02:30,"跨两行\n少一列"\n'   # 6-7: short too, reported where it starts
+        "not a time,丁,时间坏了\n"               # 8
+        "2024-01-01 10:03:00,戊,最后一条\n",     # 9
         encoding="utf-8",
     )
     msgs, stats = read(path)
     assert [m.text for m in msgs] == ["第一条", "两行\n的内容", "最后一条"]
-    assert stats.read == 3 and stats.skipped == 2
-    assert [line for line, _ in stats.errors] == [5, 6]
-    assert "expected 3 fields" in stats.errors[0][1] and "time" in stats.errors[1][1]
+    assert stats.read == 3 and stats.skipped == 3
+    assert [line for line, _ in stats.errors] == [5, 6, 8]
+    assert "expected 3 fields" in stats.errors[0][1] and "time" in stats.errors[2][1]
     assert stats.to_dict()["errors"][0] == {"line": 5, "reason": stats.errors[0][1]}
 
 
@@ -515,3 +517,28 @@ def test_undetectable_files(tmp_path, content):
 def test_missing_file():
     with pytest.raises(GroupscoreError, match="no such file"):
         iter_messages("/nonexistent/chat.csv")
+
+
+def test_parse_columns_flag():
+    assert parse_columns("text=content, sender = user") == {"text": "content", "sender": "user"}
+    assert parse_columns("") is None
+    with pytest.raises(GroupscoreError, match="field=column"):
+        parse_columns("text")
+
+
+def test_qq_heads_without_zero_padding_and_without_header(tmp_path):
+    path = tmp_path / "old_qq.txt"
+    path.write_text("2016-5-1 9:03:07 阿木(123450002)\n你好\n\n2016-5-1 10:23:45 【管理员】小鱼干<fish@example.com>\n在\n",
+                    encoding="utf-8")
+    msgs, stats = read(path, "qq_txt")
+    assert [(m.sender, m.sender_id, m.time, m.text) for m in msgs] == [
+        ("阿木", "123450002", datetime(2016, 5, 1, 9, 3, 7), "你好"),
+        ("小鱼干", "fish@example.com", datetime(2016, 5, 1, 10, 23, 45), "在"),
+    ]
+    assert msgs[0].group == "old_qq" and stats.skipped == 0
+    padded = tmp_path / "new_qq.txt"
+    padded.write_text("2016-05-01 09:03:07 阿木(123450002)\n你好\n", encoding="utf-8")
+    assert detect_format(padded) == "qq_txt"  # the (QQ number) tells it from WeChat TXT
+    plain = tmp_path / "wx.txt"
+    plain.write_text("2016-05-01 09:03:07 阿木\n你好\n", encoding="utf-8")
+    assert detect_format(plain) == "wechatmsg_txt"

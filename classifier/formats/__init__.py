@@ -49,6 +49,7 @@ __all__ = [
     "detect_format",
     "get_reader",
     "iter_messages",
+    "parse_columns",
     "parse_time",
     "write_export",
 ]
@@ -96,6 +97,23 @@ PRESERVED_FIELDS: dict[str, frozenset[str]] = {
     "tsv": _ALL,
     "jsonl": _ALL,
 }
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """Parse a ``--columns`` flag value into a mapping for :func:`iter_messages`.
+
+    >>> parse_columns("text=content, sender=user")
+    {'text': 'content', 'sender': 'user'}
+    """
+    if not spec or not spec.strip():
+        return None
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise GroupscoreError(f"bad column mapping {part.strip()!r}; expected field=column, e.g. text=content")
+        out[field.strip()] = column.strip()
+    return out
 
 
 def get_reader(fmt: str) -> Reader:
