@@ -328,19 +328,45 @@ def test_malformed_jsonl_lines(tmp_path):
     assert msgs[1].time == datetime.fromtimestamp(1704074400)
 
 
-def test_malformed_telegram_messages_skipped_by_position(tmp_path):
-    doc = {"name": "群", "type": "private_group", "id": 1, "messages": [
+def test_malformed_telegram_messages_skipped_with_line_numbers(tmp_path):
+    msgs = [
         {"id": 1, "type": "message", "date": "2024-01-01T10:00:00", "from": "甲", "from_id": "user1", "text": "好"},
         {"type": "message", "date": "2024-01-01T10:01:00", "from": "乙", "text": "没有id"},
         {"id": 3, "type": "message", "date": "昨天", "from": "丙", "text": "坏时间"},
         "not an object",
         {"id": 5, "type": "message", "date": "2024-01-01T10:05:00", "from": None, "from_id": None, "text": "已注销账号"},
-    ]}
+    ]
     path = tmp_path / "result.json"
-    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")  # one line, minified
-    msgs, stats = read(path)
-    assert [m.msg_id for m in msgs] == ["1", "5"] and msgs[1].sender == ""
-    assert [n for n, _ in stats.errors] == [2, 3, 4]
+    lines = ",\n".join(json.dumps(m, ensure_ascii=False) for m in msgs)  # message i on line i + 1
+    path.write_text('{"name": "群", "type": "private_group", "id": 1, "messages": [\n' + lines + "\n]}\n",
+                    encoding="utf-8")
+    back, stats = read(path)
+    assert [m.msg_id for m in back] == ["1", "5"] and back[1].sender == ""
+    assert [n for n, _ in stats.errors] == [3, 4, 5]
+
+
+@pytest.mark.parametrize("fmt", ["telegram_json", "discord_json"])
+def test_truncated_json_export_keeps_what_came_before(tmp_path, fmt):
+    path = tmp_path / f"full.{fmt}"
+    write_export(_messages(n=6), fmt, path)
+    text = path.read_text(encoding="utf-8")
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_text(text[: text.index("加V")], encoding="utf-8")  # breaks off inside message 4
+    back, stats = read(cut, fmt)
+    assert [m.text for m in back] == [m.text for m in _messages(n=3)]
+    assert stats.skipped == 1 and "rest of the file" in stats.errors[0][1]
+    assert stats.errors[0][0] == text[: text.index("加V")].count("\n") + 1
+
+
+@pytest.mark.parametrize("name", ["telegram_result.json", "discord.json"])
+def test_json_streaming_with_tiny_buffer_matches(monkeypatch, name):
+    # Chunk boundaries then fall inside keys, strings, numbers and literals.
+    from classifier.formats import jsonstream
+
+    whole, _ = read(SAMPLES / name)
+    monkeypatch.setattr(jsonstream, "CHUNK", 7)
+    streamed, stats = read(SAMPLES / name)
+    assert streamed == whole and stats.skipped == 0
 
 
 def test_errors_capped_but_all_counted(tmp_path):
@@ -351,10 +377,13 @@ def test_errors_capped_but_all_counted(tmp_path):
     assert len(msgs) == 150 and stats.skipped == 150 and len(stats.errors) == 100
 
 
-def test_invalid_whole_json_is_one_line_error(tmp_path):
+def test_invalid_json_document_is_one_line_error(tmp_path):
     path = tmp_path / "result.json"
     path.write_text('{"name": "x", "messages": [ {"id": 1,', encoding="utf-8")
     with pytest.raises(GroupscoreError, match="not valid JSON"):
+        list(iter_messages(path, "telegram_json"))
+    path.write_text('{"name": "x", "chats": 5}', encoding="utf-8")
+    with pytest.raises(GroupscoreError, match="no 'messages' list"):
         list(iter_messages(path, "telegram_json"))
 
 

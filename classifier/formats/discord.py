@@ -8,7 +8,7 @@ other than Default/Reply (GuildMemberJoin, ChannelPinnedMessage, RecipientAdd ..
 CSV: ``AuthorID,Author,Date,Content,Attachments,Reactions``; no message ids, no replies; the
 group is the file name without DiscordChatExporter's `` [channel id]`` suffix.
 
-JSON is parsed whole (orjson); see :mod:`classifier.formats.telegram` for the memory note.
+JSON is streamed one message at a time, like Telegram's (see :mod:`.jsonstream`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
+from ..base import GroupscoreError
 from ..records import Message
 from .common import (
     ReadContext,
@@ -30,8 +31,9 @@ from .common import (
     peek_group,
     with_placeholder,
 )
+from .jsonstream import JsonStream
 from .tabular import csv_rows, header_index
-from .telegram import load_json
+from .telegram import guard_json, open_json, stream_messages
 
 NORMAL_TYPES = frozenset({"Default", "Reply", "ChatInputCommand", "ContextMenuCommand", "ThreadStarterMessage", "0", "19"})
 _EXT_KIND = {
@@ -86,27 +88,28 @@ def _message(msg: dict[str, Any], group: str) -> Message:
 
 
 def read_discord_json(ctx: ReadContext) -> Iterator[Message]:
-    data = load_json(ctx)
-    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-        from ..base import GroupscoreError
+    with open_json(ctx) as f:
+        js = JsonStream(f)
+        if js.peek() != "{":
+            raise GroupscoreError(f"{ctx.path.name}: not a DiscordChatExporter export (no JSON object)")
+        found = [False]
+        yield from guard_json(ctx, _walk(js, ctx, found))
+        if not found[0]:
+            raise GroupscoreError("discord_json: no 'messages' list in the document")
 
-        raise GroupscoreError("discord_json: no 'messages' list in the document")
-    guild = data.get("guild") or {}
-    channel = data.get("channel") or {}
-    group = ctx.group if ctx.group is not None else (
-        discord_group(str(guild.get("name") or ""), str(channel.get("name") or "")) or ctx.default_group)
-    stats = ctx.stats
-    for pos, msg in enumerate(data["messages"], 1):
-        if not isinstance(msg, dict):
-            stats.skip(pos, f"messages[{pos}] is not an object")
-            continue
-        try:
-            m = _message(msg, group)
-        except (ValueError, TypeError, AttributeError) as err:
-            stats.skip(pos, f"message {msg.get('id', '?')}: {err}")
-            continue
-        stats.read += 1
-        yield m
+
+def _walk(js: JsonStream, ctx: ReadContext, found: list[bool]) -> Iterator[Message]:
+    header: dict[str, Any] = {}
+    for key in js.iter_object():
+        if key == "messages" and js.peek() == "[":
+            found[0] = True
+            guild = header.get("guild") or {}
+            channel = header.get("channel") or {}
+            group = ctx.group if ctx.group is not None else (
+                discord_group(str(guild.get("name") or ""), str(channel.get("name") or "")) or ctx.default_group)
+            yield from stream_messages(js, ctx, group, _message)
+        else:
+            header[key] = js.value()  # guild, channel, dateRange, messageCount: small
 
 
 def _dump_message(m: Message, n: int) -> dict[str, Any]:

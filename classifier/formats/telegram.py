@@ -6,22 +6,24 @@ its own. Messages: ``id, type ("message" | "service"), date, date_unixtime, from
 actor, actor_id, action, members, text (string or list of strings and entity objects),
 reply_to_message_id, photo, file, media_type, sticker_emoji``.
 
-The document is parsed whole (orjson), so memory is a few times the file size; use a CSV or
-JSONL export for chats of many millions of messages. Problems in single messages are
-reported as ``(position in chat, reason)`` and skipped.
+The document is streamed (:mod:`.jsonstream`): one message is decoded at a time, so memory
+stays bounded however large the export. A malformed message is reported with its line and
+skipped; if the JSON itself breaks off (a truncated export), everything before the break is
+read and the break is reported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import orjson
 
 from ..base import GroupscoreError
 from ..records import Message
 from .common import ReadContext, caption_of, infer_kind, parse_time, peek_group, with_placeholder
-from .textio import read_all, sniff_encoding
+from .jsonstream import JsonStream, JsonSyntaxError
+from .textio import BAD, sniff_encoding
 
 _MEDIA_KIND = {
     "sticker": "sticker", "animation": "sticker", "voice_message": "voice", "audio_file": "file",
@@ -40,25 +42,44 @@ _ACTIONS = {
 }
 
 
-def load_json(ctx: ReadContext) -> Any:
+def open_json(ctx: ReadContext) -> TextIO:
     enc = ctx.encoding or sniff_encoding(ctx.path)
     ctx.stats.encoding = enc
-    if enc in ("utf-8", "utf-8-sig"):
-        # orjson parses UTF-8 bytes directly: no decode/re-encode round of a large file.
-        try:
-            raw = ctx.path.read_bytes()
-        except OSError as err:
-            raise GroupscoreError(f"cannot read {ctx.path}: {err.strerror or err}") from None
-        try:
-            return orjson.loads(raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw)
-        except orjson.JSONDecodeError:
-            pass  # maybe stray invalid bytes inside strings: retry leniently below
-        del raw
-    text = read_all(ctx.path, enc)
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as err:
-        raise GroupscoreError(f"{ctx.path.name}: not valid JSON ({err})") from None
+        return open(ctx.path, encoding=enc, errors="groupscore-mark", newline="")
+    except OSError as err:
+        raise GroupscoreError(f"cannot read {ctx.path}: {err.strerror or err}") from None
+
+
+def stream_messages(js: JsonStream, ctx: ReadContext, group: str, build: Callable[[dict, str], Message]
+                    ) -> Iterator[Message]:
+    """Decode the ``messages`` array one item at a time; bad items are reported and skipped."""
+    stats = ctx.stats
+    for line in js.iter_array():
+        msg = js.value()
+        if not isinstance(msg, dict):
+            stats.skip(line, "message is not a JSON object")
+            continue
+        try:
+            m = build(msg, group)
+        except (ValueError, TypeError, AttributeError) as err:
+            stats.skip(line, f"message {msg.get('id', '?')}: {err}")
+            continue
+        if BAD in m.text or BAD in m.sender:
+            stats.skip(line, f"message {m.msg_id}: not valid {stats.encoding}")
+            continue
+        stats.read += 1
+        yield m
+
+
+def guard_json(ctx: ReadContext, walk: Iterator[Message]) -> Iterator[Message]:
+    """Turn a JSON syntax error into a one-line error (nothing read yet) or a reported stop."""
+    try:
+        yield from walk
+    except JsonSyntaxError as err:
+        if ctx.stats.read == 0 and ctx.stats.skipped == 0:
+            raise GroupscoreError(f"{ctx.path.name}: not valid JSON ({err})") from None
+        ctx.stats.skip(err.line, f"{err}; the rest of the file could not be read")
 
 
 def flatten_text(value: Any) -> str:
@@ -116,34 +137,40 @@ def _message(msg: dict[str, Any], group: str) -> Message:
                    time=when, text=text, kind=kind, msg_id=str(msg["id"]), reply_to=reply_to)
 
 
-def _chats(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, dict) and isinstance(data.get("chats"), dict):
-        chats = list(data["chats"].get("list") or [])
-        if isinstance(data.get("left_chats"), dict):
-            chats += list(data["left_chats"].get("list") or [])
-        return [c for c in chats if isinstance(c, dict)]
-    if isinstance(data, dict) and isinstance(data.get("messages"), list):
-        return [data]
-    raise GroupscoreError("telegram_json: no 'messages' list and no 'chats.list' in the document")
+def _walk_chat(js: JsonStream, ctx: ReadContext, found: list[bool]) -> Iterator[Message]:
+    """A chat object (or a single-chat export's top level, or a whole-account export)."""
+    header: dict[str, Any] = {}
+    for key in js.iter_object():
+        c = js.peek()
+        if key == "messages" and c == "[":
+            found[0] = True
+            group = ctx.group if ctx.group is not None else str(header.get("name") or ctx.default_group)
+            yield from stream_messages(js, ctx, group, _message)
+        elif key in ("chats", "left_chats") and c == "{":
+            for sub in js.iter_object():
+                if sub == "list" and js.peek() == "[":
+                    for _ in js.iter_array():
+                        if js.peek() == "{":
+                            yield from _walk_chat(js, ctx, found)
+                        else:
+                            js.skip()
+                else:
+                    js.skip()
+        elif c in "{[":
+            js.skip()  # contacts, profile pictures ...: not needed, possibly large
+        else:
+            header[key] = js.value()
 
 
 def read_telegram_json(ctx: ReadContext) -> Iterator[Message]:
-    data = load_json(ctx)
-    stats = ctx.stats
-    for chat in _chats(data):
-        group = ctx.group if ctx.group is not None else str(chat.get("name") or ctx.default_group)
-        for pos, msg in enumerate(chat.get("messages") or [], 1):
-            if not isinstance(msg, dict):
-                stats.skip(pos, f"{group}: messages[{pos}] is not an object")
-                continue
-            try:
-                m = _message(msg, group)
-            except (ValueError, TypeError, AttributeError) as err:
-                stats.skip(pos, f"{group}: message {msg.get('id', '?')}: {err}")
-                continue
-            stats.read += 1
-            yield m
-    del data
+    with open_json(ctx) as f:
+        js = JsonStream(f)
+        if js.peek() != "{":
+            raise GroupscoreError(f"{ctx.path.name}: not a Telegram export (no JSON object)")
+        found = [False]
+        yield from guard_json(ctx, _walk_chat(js, ctx, found))
+        if not found[0]:
+            raise GroupscoreError("telegram_json: no 'messages' list and no 'chats.list' in the document")
 
 
 def _dump_message(m: Message, n: int) -> dict[str, Any]:
