@@ -10,8 +10,9 @@ their line number and skipped::
         ...
     stats.to_dict()   # {"format": "qq_txt", "read": 48, "skipped": 0, ...}
 
-Writers (:func:`write_export`) produce every format from records, streaming, for tests and
-benchmarks; what each format can carry is listed in :data:`PRESERVED_FIELDS`.
+Every reader streams, JSON exports included (one message decoded at a time), so memory stays
+bounded. Writers (:func:`write_export`) produce every format from records, streaming, for
+tests and benchmarks; what each format can carry is listed in :data:`PRESERVED_FIELDS`.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def _detect_json(p: Path, first: str, body: str) -> str:
     top = body[:8000]
     if '"guild"' in top and '"channel"' in top:
         return "discord_json"
-    if '"messages"' in body or '"chats"' in body:
+    # A whole-account Telegram export may open with long contact lists before "chats".
+    if '"messages"' in body or '"chats"' in body or '"personal_information"' in top:
         return "telegram_json"
     raise GroupscoreError(
         f"cannot tell the format of {p.name} (JSON without a 'messages' list); "
