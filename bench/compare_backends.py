@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="transformer epochs (default: backend default)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--base-model", type=Path, default=None, help="local Hugging Face model dir to fine-tune")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -151,9 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from classifier import linear
 
         def fit_linear() -> Classifier:
-            if hasattr(linear, "train_linear"):
-                return linear.train_linear(train, None)
-            return linear.LinearClassifier(seed=args.seed).fit(train)
+            try:  # the project's training entry point, when present
+                from classifier.training import train_linear
+            except ImportError:
+                return linear.LinearClassifier(seed=args.seed).fit(train)
+            return train_linear(train, seed=args.seed)
 
         results.append({**run_backend("linear", fit_linear, val, infer_texts), "label": "linear"})
     if not args.skip_transformer:

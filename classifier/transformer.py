@@ -471,7 +471,7 @@ def train_transformer(
     lr: float | None = None,
     max_len: int = 128,
     seed: int = 0,
-    patience: int = 3,
+    patience: int = 5,
     device: str | None = None,
     progress: bool | Callable[[EpochStats], None] = True,
     config_overrides: dict[str, Any] | None = None,
@@ -485,7 +485,7 @@ def train_transformer(
     stable 10 % of ``train`` is held out for it (if there are at least 50 examples). Generated
     (augmented) examples are never validated on. ``Example.weight`` scales each example's
     loss; ``balance_classes`` also weights labels inversely to their frequency, because real
-    ads are rare. Defaults: from scratch 20 epochs at lr 5e-4, fine-tuning 4 epochs at 3e-5.
+    ads are rare. Defaults: from scratch 20 epochs at lr 1e-3, fine-tuning 4 epochs at 3e-5.
     ``config_overrides`` sets :class:`ScratchConfig` fields (from scratch) or config
     attributes such as dropout (fine-tuning). Saves to ``out_dir`` when given.
     """
@@ -537,7 +537,7 @@ def train_transformer(
         model = transformers.BertForSequenceClassification(cfg)
         model_desc = {"base_model": None, "from_scratch": asdict(shape), "vocab_size": len(vocab)}
         epochs = epochs if epochs is not None else 20
-        lr = lr if lr is not None else 5e-4
+        lr = lr if lr is not None else 1e-3
     if epochs < 1:
         raise GroupscoreError("epochs must be at least 1")
     model.to(dev)
