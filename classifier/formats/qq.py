@@ -77,7 +77,7 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
             else:
                 stats.skip(src.lineno, f"line is not valid {enc}; left out of its message")
             continue
-        if _maybe_head(line):
+        if len(line) > 16 and line[4] == "-" and line[:4].isdigit():  # _maybe_head, inlined: hot loop
             m = _HEAD.match(line)
             if m is not None:
                 if head is not None:
@@ -90,10 +90,14 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
                     stats.skip(src.lineno, f"message head with bad time: {err}")
                     orphan_reported = True
                     continue  # head stays None: its body lines are dropped with it
-                name = _TITLE.sub("", m.group(2).strip())
-                sender_id = m.group(3) or m.group(4) or ""
+                name, qq, mail = m.group(2, 3, 4)
+                name = name.strip()
+                if name[:1] == "【":
+                    name = _TITLE.sub("", name)
+                sender_id = qq or mail or ""
                 system = name == "系统消息" or sender_id in SYSTEM_IDS
                 head = (when, name, sender_id, system)
+                orphan_reported = False
                 continue
         if head is None:
             s = line.strip()
@@ -105,7 +109,7 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
                 orphan_reported = True
                 stats.skip(src.lineno, "text outside any message")
             continue
-        if line.startswith("消息对象:") or line.startswith("消息对象："):
+        if line[:4] == "消息对象" and line[4:5] in (":", "："):
             # A new section of a multi-chat export starts; the "=====" line above it was body.
             while body and (not body[-1].strip() or body[-1].startswith("=====")):
                 body.pop()
@@ -116,7 +120,6 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
                 group = line[5:].strip()
             continue
         body.append(line)
-        orphan_reported = False
     if head is not None:
         stats.read += 1
         yield flush()
