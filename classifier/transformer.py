@@ -300,8 +300,12 @@ class TransformerClassifier:
     def info(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.meta))  # a deep copy callers may mutate
 
-    def save(self, path: str | Path) -> None:
-        """Write weights (safetensors), config, tokenizer files and ``model.json``."""
+    def save(self, path: str | Path, *, training: dict | None = None, metrics: dict | None = None) -> None:
+        """Write weights (safetensors), config, tokenizer files and ``model.json``.
+
+        ``training`` / ``metrics`` are merged into those sections of ``model.json`` (the CLI
+        adds its data-file summary and held-out scores this way, as for the linear backend).
+        """
         torch, transformers = require_torch()
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
@@ -317,6 +321,10 @@ class TransformerClassifier:
         from . import __version__
 
         meta = dict(self.meta)
+        if training:
+            meta["training"] = {**meta.get("training", {}), **training}
+        if metrics:
+            meta["metrics"] = {**meta.get("metrics", {}), **metrics}
         meta["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
                             "groupscore": __version__}
         self.meta = meta

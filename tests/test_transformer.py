@@ -301,3 +301,11 @@ def test_load_rejects_directories_without_safetensors(tmp_path, trained):
     (tmp_path / "model.json").write_text(json.dumps({"backend": "linear"}))
     with pytest.raises(GroupscoreError, match="not a transformer model"):
         TransformerClassifier.load(tmp_path)
+
+
+def test_save_merges_extra_training_and_metrics(trained, tmp_path):
+    clf, _ = trained
+    clf.save(tmp_path / "m", training={"files": ["mine.jsonl"]}, metrics={"user_validation": {"macro_f1": 0.5}})
+    meta = load_model(tmp_path / "m").info()
+    assert meta["training"]["files"] == ["mine.jsonl"] and meta["training"]["n_train"] == 2 * len(ROWS)
+    assert meta["metrics"]["user_validation"] == {"macro_f1": 0.5} and "history" in meta["metrics"]
