@@ -53,3 +53,172 @@ def score(
         if skipped:
             console.print(f"[yellow]{skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
         console.print(f"wrote {out / 'report.json'}, {out / 'messages.jsonl'}, {out / 'report.html'}")
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1)
+
+
+def _read_jsonl_rows(path: str):
+    """Rows of a JSONL file (or stdin for ``-``); every line must be an object with ``text``."""
+    import json
+    import sys
+
+    if path == "-":
+        lines = sys.stdin
+        name = "<stdin>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise GroupscoreError(f"no such file: {p}")
+        lines = p.open(encoding="utf-8-sig")
+        name = str(p)
+    rows = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise GroupscoreError(f"{name}:{lineno}: not valid JSON") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise GroupscoreError(f"{name}:{lineno}: expected a JSON object with a 'text' string")
+        rows.append(row)
+    return rows
+
+
+def _topic_for(clf, topic: Optional[str], texts: List[str]):
+    """--topic if given, else a topic induced from the input itself (SPEC §2)."""
+    if topic:
+        return clf.make_topic(topic)
+    if len(texts) >= 20:
+        return clf.make_topic(texts=texts)
+    return None  # too few messages to induce anything: the model's default topic
+
+
+@app.command()
+def predict(
+    input: str = typer.Argument(..., metavar="INPUT", help="JSONL with a 'text' field per line, or - for stdin."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    topic: Optional[str] = typer.Option(None, "--topic", help="The group's topic (description or keywords)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output JSONL (default: stdout)."),
+    explain: bool = typer.Option(False, "--explain", help="Add the features behind each verdict."),
+) -> None:
+    """Classify messages: writes the input fields plus label, probs and relevance as JSONL."""
+    import sys
+
+    import orjson
+
+    try:
+        rows = _read_jsonl_rows(input)
+        clf = load_model(model)
+        texts = [r["text"] for r in rows]
+        t = _topic_for(clf, topic, texts)
+        preds = clf.predict(texts, t) if texts else []
+    except GroupscoreError as err:
+        _fail(err)
+    sink = out.open("wb") if out else sys.stdout.buffer
+    try:
+        for row, p in zip(rows, preds):
+            rec = dict(row, label=p.label, probs={k: round(v, 4) for k, v in p.probs.items()},
+                       relevance=round(p.relevance, 4))
+            if explain:
+                rec["explanation"] = p.explanation
+            sink.write(orjson.dumps(rec) + b"\n")
+    finally:
+        if out:
+            sink.close()
+        else:
+            sink.flush()
+
+
+@app.command()
+def evaluate(
+    input: str = typer.Argument(..., metavar="INPUT", help="JSONL with 'text' and 'label' per line."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    topic: Optional[str] = typer.Option(None, "--topic", help="The group's topic (else each row's 'topic', else induced)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Per-class precision/recall/F1, macro-F1, accuracy and the confusion matrix."""
+    import json
+
+    from .base import LABELS, Example
+    from .evaluation import evaluate_labels, format_report
+    from .training import predict_labels
+
+    try:
+        rows = _read_jsonl_rows(input)
+        for i, r in enumerate(rows, 1):
+            if r.get("label") not in LABELS:
+                raise GroupscoreError(f"{input}: row {i}: label {r.get('label')!r} is not one of {', '.join(LABELS)}")
+        if not rows:
+            raise GroupscoreError(f"{input}: no rows")
+        clf = load_model(model)
+        texts = [r["text"] for r in rows]
+        if topic or not any(r.get("topic") for r in rows):
+            t = _topic_for(clf, topic, texts)
+            probs, _ = clf.predict_proba(texts, t)
+            from .base import label_from_probs
+
+            pred = label_from_probs(probs)
+        else:
+            pred = predict_labels(clf, [Example(r["text"], r["label"], r.get("topic") or "") for r in rows])
+        m = evaluate_labels([r["label"] for r in rows], pred)
+    except GroupscoreError as err:
+        _fail(err)
+    if as_json:
+        typer.echo(json.dumps(m, ensure_ascii=False))
+    else:
+        typer.echo(format_report(m))
+
+
+@app.command()
+def train(
+    data: List[Path] = typer.Argument(..., metavar="DATA...", help="JSONL/CSV files with 'text' and 'label' (optional 'domain'/'topic')."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    topic: Optional[str] = typer.Option(None, "--topic", help="Topic of rows that carry none (their group's topic)."),
+    backend: str = typer.Option("linear", "--backend", help="linear (default, fast) or transformer."),
+    base_model: Optional[Path] = typer.Option(None, "--base-model", help="Local Hugging Face model dir to fine-tune (transformer)."),
+    with_shared: Optional[Path] = typer.Option(
+        None, "--with-shared", help="Also train on the bundled pools in this directory (e.g. ../shared/datasets)."),
+    val_percent: int = typer.Option(20, "--val-percent", help="Hold out this % of your rows (by text hash) for metrics; 0 = none."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: maximum epochs."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a model directory from your labelled messages."""
+    from .data import build_splits, examples_from_file
+    from .evaluation import format_report
+    from .training import evaluate_examples, split_user_examples, train_linear
+
+    try:
+        examples = []
+        for path in data:
+            examples.extend(examples_from_file(path, default_topic=topic or ""))
+        train_ex, val_ex = split_user_examples(examples, val_percent)
+        if with_shared:
+            train_ex = train_ex + build_splits(with_shared).train
+        if backend == "linear":
+            clf = train_linear(train_ex, seed=seed)
+        elif backend == "transformer":
+            from .transformer import train_transformer
+
+            kw = {"epochs": epochs} if epochs else {}
+            clf = train_transformer(train_ex, val_ex or None, out, base_model=base_model, seed=seed, **kw)
+        else:
+            raise GroupscoreError(f"unknown backend {backend!r}; expected linear or transformer")
+        metrics = {"user_validation": evaluate_examples(clf, val_ex)} if val_ex else {}
+        summary = {
+            "files": [str(p) for p in data],
+            "examples": len(examples),
+            "train_examples": len(train_ex),
+            "validation_examples": len(val_ex),
+            "with_shared": str(with_shared) if with_shared else None,
+        }
+        if backend == "linear":
+            clf.save(out, training=summary, metrics=metrics)
+    except GroupscoreError as err:
+        _fail(err)
+    typer.echo(f"trained {backend} model on {len(train_ex)} examples -> {out}")
+    if val_ex:
+        typer.echo(format_report(metrics["user_validation"], f"held-out {len(val_ex)} of your rows:"))

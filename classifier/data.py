@@ -48,15 +48,15 @@ DOMAIN_NAMES = {
 # How much each pool counts in training. The only real group chat (qq_group) dominates;
 # weak-labelled pools help with register and vocabulary but are noisy.
 SOURCE_WEIGHTS = {
-    "qq_group": 4.0,
-    "crosswoz_val": 0.5,
-    "kdconv_dev": 0.4,
-    "egret_wenda": 0.5,
-    "cmrc2018_trial": 0.3,
-    "tencent_chitchat": 0.4,
-    "lccc_train": 0.3,
-    "chatterbot_zh": 0.4,
-    "augmented_ads": 1.0,
+    "qq_group": 15.0,
+    "crosswoz_val": 0.2,
+    "kdconv_dev": 0.2,
+    "egret_wenda": 0.2,
+    "cmrc2018_trial": 0.1,
+    "tencent_chitchat": 0.15,
+    "lccc_train": 0.1,
+    "chatterbot_zh": 0.2,
+    "augmented_ads": 0.5,
 }
 # Chit-chat pools are large; a sample is enough to teach the register.
 SOURCE_CAPS = {"tencent_chitchat": 4000, "lccc_train": 3000, "crosswoz_val": 3000, "kdconv_dev": 3000}
@@ -137,7 +137,7 @@ def build_splits(
     seed: int = 13,
     n_augmented_ads: int = 600,
     contrastive: bool = True,
-    contrastive_weight: float = 0.5,
+    contrastive_weight: float = 0.1,
 ) -> Splits:
     """Train examples (real + marked augmented) and per-source validation examples."""
     shared_dir = Path(shared_dir)

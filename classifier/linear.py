@@ -188,9 +188,11 @@ class LinearClassifier:
         from .data import DOMAIN_TOPICS
 
         dom_of = _domain_lookup(DOMAIN_TOPICS)
-        domains = [dom_of.get(e.topic) for e in examples]
+        # A topic we ship descriptions for maps to its domain; a user's own topic is its own domain.
+        domains = [dom_of.get(e.topic, e.topic or None) for e in examples]
         on = [e.label in ("on_topic", "question") and not e.source.endswith("+contrast") for e in examples]
         descs = {d: " ".join(v) for d, v in DOMAIN_TOPICS.items()}
+        descs.update({d: d for d in set(domains) if d and d not in descs})
         rng = np.random.default_rng(self.seed)
         fold = rng.integers(0, self.folds, size=len(examples))
         R = np.zeros((len(examples), len(REL_NAMES)), dtype=np.float32)
@@ -363,7 +365,8 @@ class LinearClassifier:
                 "scikit-learn": sklearn.__version__,
                 "jieba": _jieba_version(),
             },
-            "training": training if training is not None else prev.get("training", self.meta_),
+            "training": training if training is not None
+            else prev.get("training", {k: v for k, v in self.meta_.items() if k != "model_json"}),
             "metrics": metrics if metrics is not None else prev.get("metrics", {}),
         }
         (path / "model.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -444,7 +447,7 @@ def _write_card(path: Path, meta: dict) -> None:
     metrics = meta.get("metrics") or {}
     for src, m in metrics.items():
         if isinstance(m, dict) and "macro_f1" in m:
-            per = ", ".join(f"{k} F1 {v['f1']:.3f}" for k, v in m.get("per_class", {}).items())
+            per = ", ".join(f"{k} F1 {v['f1']:.3f}" for k, v in m.get("per_class", {}).items() if v.get("f1") is not None)
             lines.append(f"- validation `{src}` (n={m.get('n')}): macro-F1 {m['macro_f1']:.3f}; {per}")
     tr = meta.get("training") or {}
     if tr:
