@@ -498,15 +498,23 @@ def member_breakdown(group: ComposedGroup, run: Run) -> dict[str, int]:
         return {}
     t_eff: dict[str, bool] = defaultdict(bool)
     p_eff: dict[str, bool] = defaultdict(bool)
-    for m, g, r, pe in zip(group.messages, group.gold, group.gold_relevance, run.pred_effective):
-        t_eff[m.sender] |= g == "on_topic" or r >= 0.5
+    fp_cats: dict[str, set[str]] = defaultdict(set)  # member -> categories of their false effective messages
+    for m, g, r, pe, cat in zip(group.messages, group.gold, group.gold_relevance, run.pred_effective, group.category):
+        gold_eff = g == "on_topic" or r >= 0.5
+        t_eff[m.sender] |= gold_eff
         p_eff[m.sender] |= pe
+        if pe and not gold_eff:
+            fp_cats[m.sender].add(cat)
+    false_members = [k for k in t_eff if p_eff[k] and not t_eff[k]]
+    # A falsely effective member counts once under each category that contributed a false positive.
+    by_cat = Counter(c for k in false_members for c in fp_cats[k])
     return {
         "senders": len(t_eff),
         "true_effective": sum(t_eff.values()),
         "pred_effective": sum(p_eff.values()),
-        "false_effective": sum(1 for k in t_eff if p_eff[k] and not t_eff[k]),
+        "false_effective": len(false_members),
         "missed_effective": sum(1 for k in t_eff if t_eff[k] and not p_eff[k]),
+        "false_effective_by_category": dict(by_cat.most_common()),
     }
 
 
@@ -530,10 +538,22 @@ class BenchResult:
                                          "max": max(errs) if errs else None, "runs": len(errs)}
         return out
 
+    def format_spread(self) -> dict[str, float | None]:
+        """Per figure, the largest difference between formats of one group and topic mode (should be 0)."""
+        out: dict[str, float | None] = {}
+        for key in ("verticality", "effective_activity"):
+            by: dict[tuple[str, str], list[float]] = defaultdict(list)
+            for r in self.runs:
+                if r.predicted.get(key) is not None:
+                    by[(r.group, r.topic)].append(r.predicted[key])
+            out[key] = round(max((max(v) - min(v) for v in by.values()), default=0.0), 1) if by else None
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "settings": self.settings,
             "summary": self.summary(),
+            "format_spread": self.format_spread(),
             "groups": self.groups,
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective")}
                      | {f"error_{k}": r.error(k) for k in FIGURES} for r in self.runs],
@@ -650,7 +670,10 @@ def render_markdown(res: BenchResult) -> str:
             f"| {_f(r.error('verticality'))} | {_f(r.true['effective_activity'])} "
             f"| {_f(r.predicted['effective_activity'])} | {_f(r.error('effective_activity'))} "
             f"| {r.read}/{r.written}{flag} |")
-    lines += ["", "| topic | figure | mean err | max err | runs | within bar |", "|---|---|---:|---:|---:|---|"]
+    spread = res.format_spread()
+    lines += ["", f"Largest difference between formats of the same group and topic mode: "
+              f"verticality {_f(spread['verticality'])}, effective activity {_f(spread['effective_activity'])} points.",
+              "", "| topic | figure | mean err | max err | runs | within bar |", "|---|---|---:|---:|---:|---|"]
     for key, s in res.summary().items():
         topic, fig = key.split("/")
         ok = "–" if s["max"] is None else ("yes" if s["max"] <= BAR else "NO")
@@ -661,7 +684,9 @@ def render_markdown(res: BenchResult) -> str:
         mem = b["members"]
         lines.append(f"**{key}** ({b['format']}): members effective true {mem.get('true_effective')} / predicted "
                      f"{mem.get('pred_effective')} of {mem.get('senders')} senders; falsely effective "
-                     f"{mem.get('false_effective')}, missed {mem.get('missed_effective')}.")
+                     f"{mem.get('false_effective')}, missed {mem.get('missed_effective')}. Falsely effective "
+                     f"members by the category of their false positives: "
+                     f"{', '.join(f'{k} {v}' for k, v in mem.get('false_effective_by_category', {}).items()) or '–'}.")
         lines += ["", "| category | n | gold | pred ad | pred question | pred on_topic | pred off_topic | eff gold → pred |",
                   "|---|---:|---|---:|---:|---:|---:|---:|"]
         for cat, c in b["categories"].items():
