@@ -506,6 +506,16 @@ def member_breakdown(group: ComposedGroup, run: Run) -> dict[str, int]:
         if pe and not gold_eff:
             fp_cats[m.sender].add(cat)
     false_members = [k for k in t_eff if p_eff[k] and not t_eff[k]]
+    # What if the classifier were right on one category head: effective activity error then.
+    base = group.spec.members if group.spec.members is not None else len(t_eff)
+    true_ea = 100 * sum(t_eff.values()) / base if base else 0.0
+    what_if: dict[str, float] = {}
+    for head in sorted({c.split(":")[0] for c in group.category}):
+        fixed: dict[str, bool] = defaultdict(bool)
+        for m, g, r, pe, cat in zip(group.messages, group.gold, group.gold_relevance, run.pred_effective,
+                                    group.category):
+            fixed[m.sender] |= (g == "on_topic" or r >= 0.5) if cat.split(":")[0] == head else pe
+        what_if[head] = round(abs(100 * sum(fixed.values()) / base - true_ea), 1) if base else 0.0
     # A falsely effective member counts once under each category that contributed a false positive.
     by_cat = Counter(c for k in false_members for c in fp_cats[k])
     return {
@@ -515,6 +525,7 @@ def member_breakdown(group: ComposedGroup, run: Run) -> dict[str, int]:
         "false_effective": len(false_members),
         "missed_effective": sum(1 for k in t_eff if t_eff[k] and not p_eff[k]),
         "false_effective_by_category": dict(by_cat.most_common()),
+        "activity_error_if_right_on": what_if,
     }
 
 
@@ -538,6 +549,21 @@ class BenchResult:
                                          "max": max(errs) if errs else None, "runs": len(errs)}
         return out
 
+    def category_rates(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Per (topic mode, category head): messages and gold/predicted effective and predicted-ad percentages."""
+        acc: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        for key, b in self.breakdown.items():
+            topic = key.split("/")[1]
+            for cat, c in b["categories"].items():
+                a = acc[(topic, cat.split(":")[0])]
+                a["n"] += c["n"]
+                a["gold"] += c["gold_effective"]
+                a["pred"] += c["pred_effective"]
+                a["ad"] += c["pred"]["ad"]
+        return {k: {"n": a["n"], "gold_effective": round(100 * a["gold"] / a["n"], 1),
+                    "pred_effective": round(100 * a["pred"] / a["n"], 1), "pred_ad": round(100 * a["ad"] / a["n"], 1)}
+                for k, a in acc.items() if a["n"]}
+
     def format_spread(self) -> dict[str, float | None]:
         """Per figure, the largest difference between formats of one group and topic mode (should be 0)."""
         out: dict[str, float | None] = {}
@@ -554,6 +580,7 @@ class BenchResult:
             "settings": self.settings,
             "summary": self.summary(),
             "format_spread": self.format_spread(),
+            "category_rates": [{"topic": t, "category": h, **v} for (t, h), v in sorted(self.category_rates().items())],
             "groups": self.groups,
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective")}
                      | {f"error_{k}": r.error(k) for k in FIGURES} for r in self.runs],
@@ -678,7 +705,15 @@ def render_markdown(res: BenchResult) -> str:
         topic, fig = key.split("/")
         ok = "–" if s["max"] is None else ("yes" if s["max"] <= BAR else "NO")
         lines.append(f"| {topic} | {fig} | {_f(s['mean'])} | {_f(s['max'])} | {s['runs']} | {ok} |")
-    lines += ["", "## Where the errors come from (first format per group)", "",
+    lines += ["", "## Where the errors come from", "",
+              "Message level, all groups pooled (first format per group): how often each source category "
+              "is effective in the truth and in the prediction, and how often it is predicted `ad`.", "",
+              "| topic | category | messages | gold effective % | predicted effective % | predicted ad % |",
+              "|---|---|---:|---:|---:|---:|"]
+    for (topic, head), c in sorted(res.category_rates().items()):
+        lines.append(f"| {topic} | {head} | {c['n']} | {_f(c['gold_effective'])} | {_f(c['pred_effective'])} "
+                     f"| {_f(c['pred_ad'])} |")
+    lines += ["", "Per group (first format):", "",
               "Predicted label mix per source category; `eff` = effective messages (gold → predicted).", ""]
     for key, b in res.breakdown.items():
         mem = b["members"]
@@ -686,7 +721,9 @@ def render_markdown(res: BenchResult) -> str:
                      f"{mem.get('pred_effective')} of {mem.get('senders')} senders; falsely effective "
                      f"{mem.get('false_effective')}, missed {mem.get('missed_effective')}. Falsely effective "
                      f"members by the category of their false positives: "
-                     f"{', '.join(f'{k} {v}' for k, v in mem.get('false_effective_by_category', {}).items()) or '–'}.")
+                     f"{', '.join(f'{k} {v}' for k, v in mem.get('false_effective_by_category', {}).items()) or '–'}. "
+                     f"Effective-activity error if the model were right on one category: "
+                     f"{', '.join(f'{k} {v}' for k, v in mem.get('activity_error_if_right_on', {}).items()) or '–'}.")
         lines += ["", "| category | n | gold | pred ad | pred question | pred on_topic | pred off_topic | eff gold → pred |",
                   "|---|---:|---|---:|---:|---:|---:|---:|"]
         for cat, c in b["categories"].items():
