@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import re
 import statistics
@@ -374,10 +373,8 @@ def compose_group(spec: GroupSpec, pools: Pools, seed: int = 7) -> ComposedGroup
         head = cat.split(":")[0]
         on_domain = it.domain == spec.domain
         label = it.label
-        if head in ("other", "chat", "chitchat") and label == "on_topic":
-            label = "off_topic"  # substantive, but about another topic than the group's
-        elif head == "other" and label not in ("question", "off_topic"):
-            label = "question" if looks_like_question(it.text) else "off_topic"
+        if head == "other" and label == "on_topic":
+            label = "off_topic"  # substantive, but about another topic than the group's (SPEC §1)
         reply_to = ""
         if head == "on" and label == "on_topic" and open_questions and rng.random() < 0.6:
             qi, asker = open_questions[-1]
