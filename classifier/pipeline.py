@@ -44,9 +44,12 @@ import orjson
 from . import __version__
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
 from .records import Message
-from .scoring import INDUCE_MESSAGES, GroupScorer, classify_batch, resolve_topic
+from .scoring import INDUCE_MESSAGES, GroupScorer, PredictionCache, classify_batch, resolve_topic
 
 DEFAULT_BATCH = 4096
+# Texts whose predictions are remembered across batches (all topics together): repeats like
+# 收到 / 哈哈 / [图片] are classified once per run instead of once per batch.
+CACHE_ITEMS = 200_000
 GROUP_CONFIG_KEYS = {"topic", "keywords", "members", "admins"}
 SYSTEM_REDACTED = "[system]"
 
@@ -211,6 +214,9 @@ class _Run:
         self.threshold = relevance_threshold
         self.groups: dict[str, _Group] = {}
         self.records = 0
+        # One prediction cache per topic object (groups sharing --topic share it). The total
+        # across topics is bounded by clearing the largest when over CACHE_ITEMS.
+        self._caches: dict[int, tuple[Topic, PredictionCache]] = {}
 
     # topic precedence: groups config > --topic > induced
     def _group(self, name: str) -> _Group:
@@ -244,7 +250,7 @@ class _Run:
             batch = self._anonymize(g, batch)
         if not batch:
             return
-        cb = classify_batch(self.classifier, batch, g.topic)
+        cb = classify_batch(self.classifier, batch, g.topic, self._cache_for(g.topic))
         scorer = g.scorer
         add = scorer.add
         labels, rel = cb.labels, cb.relevance.tolist()
@@ -264,6 +270,18 @@ class _Run:
         if self.out is not None:
             lines.append(b"")
             self.out.write(b"\n".join(lines))
+
+    def _cache_for(self, topic: Topic) -> PredictionCache:
+        hit = self._caches.get(id(topic))
+        if hit is None:
+            # Keep the topic referenced so its id is not reused while the cache lives.
+            per = max(10_000, CACHE_ITEMS // (len(self._caches) + 1))
+            for _, c in self._caches.values():
+                c.max_items = per
+                if len(c.rows) > per:
+                    c.rows.clear()
+            hit = self._caches[id(topic)] = (topic, PredictionCache(per))
+        return hit[1]
 
     @staticmethod
     def _fragments(cb, rel: list[float], threshold: float) -> list[bytes]:

@@ -548,8 +548,29 @@ class ClassifiedBatch:
     relevance: np.ndarray
 
 
-def classify_batch(classifier: Classifier, messages: Sequence[Message], topic: Topic | str | None) -> ClassifiedBatch:
-    """Classify the non-system messages of ``messages`` (one group), each distinct text once."""
+class PredictionCache:
+    """Text → (probs row, relevance) for one topic, across batches (chats repeat themselves).
+
+    Bounded: when ``max_items`` is reached the cache starts over, so memory stays flat.
+    """
+
+    def __init__(self, max_items: int = 100_000) -> None:
+        self.max_items = max_items
+        self.rows: dict[str, tuple[np.ndarray, float]] = {}
+        self.hits = 0
+        self.misses = 0
+
+
+def classify_batch(
+    classifier: Classifier,
+    messages: Sequence[Message],
+    topic: Topic | str | None,
+    cache: PredictionCache | None = None,
+) -> ClassifiedBatch:
+    """Classify the non-system messages of ``messages`` (one group), each distinct text once.
+
+    With ``cache`` (one per topic), texts classified in earlier batches are not classified again.
+    """
     distinct: dict[str, int] = {}
     index: list[int] = []
     for m in messages:
@@ -562,16 +583,40 @@ def classify_batch(classifier: Classifier, messages: Sequence[Message], topic: T
             index.append(i)
     if not distinct:
         return ClassifiedBatch(index, [], np.zeros((0, len(LABELS))), np.zeros(0))
-    probs, relevance = classifier.predict_proba(list(distinct), topic)
-    probs = np.asarray(probs, dtype=float)
-    relevance = np.asarray(relevance, dtype=float)
-    if probs.shape != (len(distinct), len(LABELS)) or relevance.shape != (len(distinct),):
-        raise GroupscoreError(
-            f"classifier returned probabilities of shape {probs.shape} and relevance {relevance.shape} "
-            f"for {len(distinct)} texts"
-        )
+    texts = list(distinct)
+    if cache is None:
+        probs, relevance = _predict_checked(classifier, texts, topic)
+    else:
+        rows = cache.rows
+        todo = [t for t in texts if t not in rows]
+        cache.hits += len(texts) - len(todo)
+        cache.misses += len(todo)
+        if todo:
+            p_new, r_new = _predict_checked(classifier, todo, topic)
+            if len(rows) + len(todo) > cache.max_items:
+                rows.clear()
+            for t, p, r in zip(todo, p_new, r_new.tolist()):
+                rows[t] = (p, r)
+        if len(todo) == len(texts):
+            probs, relevance = p_new, r_new
+        else:
+            got = [rows[t] for t in texts]
+            probs = np.array([g[0] for g in got], dtype=float)
+            relevance = np.array([g[1] for g in got], dtype=float)
     labels = [LABELS[j] for j in probs.argmax(axis=1)]
     return ClassifiedBatch(index, labels, probs, relevance)
+
+
+def _predict_checked(classifier: Classifier, texts: list[str], topic) -> tuple[np.ndarray, np.ndarray]:
+    probs, relevance = classifier.predict_proba(texts, topic)
+    probs = np.asarray(probs, dtype=float)
+    relevance = np.asarray(relevance, dtype=float)
+    if probs.shape != (len(texts), len(LABELS)) or relevance.shape != (len(texts),):
+        raise GroupscoreError(
+            f"classifier returned probabilities of shape {probs.shape} and relevance {relevance.shape} "
+            f"for {len(texts)} texts"
+        )
+    return probs, relevance
 
 
 def resolve_topic(classifier: Classifier, topic: Topic | str | None, texts: Sequence[str] = ()) -> Topic:
