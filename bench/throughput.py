@@ -1,0 +1,227 @@
+#!/usr/bin/env python
+"""Throughput and peak memory of scoring, against a naive anchor, on the same export.
+
+Stages, each run in its OWN subprocess so time and peak RSS do not mix:
+
+- ``read``    — reading the export alone (``iter_messages``): the floor for this machine;
+- ``anchor``  — naive baseline: ``jieba.lcut`` per message + scikit-learn ``TfidfVectorizer``
+  + ``LogisticRegression.predict`` (fitted beforehand on the shared qq_group labels; fitting
+  is not timed), over the texts of every non-system message, in chunks of 4,096;
+- ``predict`` — ``classifier.predict_proba`` over the same texts, same chunks (no dedup, no
+  pipeline: the library call a developer would make);
+- ``score``   — ``score_exports`` end to end: read → classify → aggregate → write
+  messages.jsonl / report.json / report.html;
+- ``latency`` — single-message ``predict(text, topic)`` on distinct unseen texts: median, p99.
+
+Messages/second count every record of the export (anchor/predict: every non-system
+message). Peak RSS is the stage process's own ``ru_maxrss`` (plus its children's, if any).
+Model loading and jieba start-up happen before the clock starts, and are reported apart.
+
+    python bench/make_export.py --format csv -n 1000000 --groups 20 --out /tmp/gs/1m.csv
+    python bench/throughput.py /tmp/gs/1m.csv --topic "私域运营 社群"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHUNK = 4096
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + kids) / 1024.0  # Linux reports KiB
+
+
+def _texts(path: str, limit: int | None) -> list[str]:
+    from classifier.formats import iter_messages
+
+    out = []
+    for m in iter_messages(path):
+        if m.kind != "system":
+            out.append(m.text)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def stage_read(a) -> dict:
+    from classifier.formats import iter_messages
+
+    t0 = time.perf_counter()
+    n = 0
+    for p in a.inputs:
+        for _ in iter_messages(p):
+            n += 1
+    return {"messages": n, "seconds": time.perf_counter() - t0}
+
+
+def stage_anchor(a) -> dict:
+    import jieba
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    jieba.setLogLevel(60)
+    jieba.initialize()
+    train = [json.loads(line) for line in (DATASETS / "qq_group_train.jsonl").open(encoding="utf-8")]
+    train = [r for r in train if r.get("label")]
+
+    def identity(x):
+        return x
+
+    vec = TfidfVectorizer(analyzer=identity, sublinear_tf=True, min_df=1)
+    X = vec.fit_transform([jieba.lcut(r["text"]) for r in train])
+    lr = LogisticRegression(max_iter=1000).fit(X, [r["label"] for r in train])
+    texts = [t for p in a.inputs for t in _texts(p, a.limit)]
+    t0 = time.perf_counter()
+    n = 0
+    for i in range(0, len(texts), CHUNK):
+        chunk = texts[i : i + CHUNK]
+        lr.predict(vec.transform([jieba.lcut(t) for t in chunk]))
+        n += len(chunk)
+    return {"messages": n, "seconds": time.perf_counter() - t0}
+
+
+def stage_predict(a) -> dict:
+    from classifier import load_model
+
+    t_load = time.perf_counter()
+    clf = load_model(a.model)
+    topic = clf.make_topic(a.topic) if a.topic else None
+    clf.predict_proba(["预热"], topic)  # jieba/rjieba start-up outside the clock
+    load_s = time.perf_counter() - t_load
+    texts = [t for p in a.inputs for t in _texts(p, a.limit)]
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), CHUNK):
+        clf.predict_proba(texts[i : i + CHUNK], topic)
+    return {"messages": len(texts), "seconds": time.perf_counter() - t0, "load_seconds": load_s}
+
+
+def stage_score(a) -> dict:
+    from classifier import load_model
+    from classifier.pipeline import score_exports
+
+    t_load = time.perf_counter()
+    clf = load_model(a.model)
+    clf.predict_proba(["预热"], None)
+    load_s = time.perf_counter() - t_load
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        report = score_exports(a.inputs, clf, topic=a.topic, out_dir=out, progress=False)
+        dt = time.perf_counter() - t0
+        size = (Path(out) / "messages.jsonl").stat().st_size
+    return {"messages": report["records"], "seconds": dt, "load_seconds": load_s, "jsonl_mb": size / 1e6,
+            "groups": len(report["groups"])}
+
+
+def stage_latency(a) -> dict:
+    import statistics
+
+    from classifier import load_model
+
+    clf = load_model(a.model)
+    topic = clf.make_topic(a.topic) if a.topic else None
+    clf.predict("预热", topic)
+    # Distinct texts never seen before (normalisation/segmentation caches are cold for them).
+    seen: set[str] = set()
+    texts = []
+    for t in _texts(a.inputs[0], None):
+        if t not in seen:
+            seen.add(t)
+            texts.append(t)
+            if len(texts) >= a.latency_n:
+                break
+    times = []
+    for t in texts:
+        t0 = time.perf_counter()
+        clf.predict(t, topic)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"messages": len(times), "seconds": sum(times), "median_ms": 1000 * statistics.median(times),
+            "p99_ms": 1000 * times[int(0.99 * (len(times) - 1))]}
+
+
+STAGES = {"read": stage_read, "anchor": stage_anchor, "predict": stage_predict, "score": stage_score,
+          "latency": stage_latency}
+
+
+def run_stage(name: str, a) -> dict:
+    """Run one stage in a fresh interpreter; returns its JSON result plus peak RSS."""
+    cmd = [sys.executable, __file__, *a.inputs, "--stage", name, "--topic", a.topic or "",
+           "--latency-n", str(a.latency_n)]
+    if a.model:
+        cmd += ["--model", str(a.model)]
+    if a.limit:
+        cmd += ["--limit", str(a.limit)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"stage {name} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "?"
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+")
+    ap.add_argument("--topic", default="私域运营 社群")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--stages", default="read,anchor,predict,score,latency")
+    ap.add_argument("--limit", type=int, default=None, help="anchor/predict: at most this many texts")
+    ap.add_argument("--latency-n", type=int, default=2000)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--stage", default=None, help=argparse.SUPPRESS)  # internal: run one stage here
+    a = ap.parse_args(argv)
+    a.topic = a.topic or None
+    if a.stage:
+        out = STAGES[a.stage](a)
+        out["peak_rss_mb"] = round(_peak_mb(), 1)
+        print(json.dumps(out))
+        return
+
+    results = {}
+    for name in a.stages.split(","):
+        print(f"… {name}", file=sys.stderr, flush=True)
+        results[name] = run_stage(name, a)
+    anchor = results.get("anchor")
+    print(f"\nmachine: {machine()}\ninput: {', '.join(a.inputs)}\n")
+    print("| stage | messages | seconds | messages/s | × anchor | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        if name == "latency":
+            continue
+        rate = r["messages"] / r["seconds"] if r["seconds"] else float("inf")
+        ratio = f"{rate / (anchor['messages'] / anchor['seconds']):.1f}" if anchor else "–"
+        print(f"| {name} | {r['messages']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} | {r['peak_rss_mb']:.0f} |")
+    if "latency" in results:
+        r = results["latency"]
+        print(f"\nsingle-message predict: median {r['median_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
+              f"over {r['messages']:,} distinct texts; peak RSS {r['peak_rss_mb']:.0f} MB")
+    if a.json:
+        a.json.write_text(json.dumps({"machine": machine(), "inputs": a.inputs, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
