@@ -588,21 +588,29 @@ def classify_batch(
         probs, relevance = _predict_checked(classifier, texts, topic)
     else:
         rows = cache.rows
-        todo = [t for t in texts if t not in rows]
+        got = [rows.get(t) for t in texts]  # looked up before any clearing below
+        todo = [t for t, g in zip(texts, got) if g is None]
         cache.hits += len(texts) - len(todo)
         cache.misses += len(todo)
-        if todo:
-            p_new, r_new = _predict_checked(classifier, todo, topic)
-            if len(rows) + len(todo) > cache.max_items:
-                rows.clear()
-            for t, p, r in zip(todo, p_new, r_new.tolist()):
-                rows[t] = (p, r)
-        if len(todo) == len(texts):
-            probs, relevance = p_new, r_new
-        else:
-            got = [rows[t] for t in texts]
+        if not todo:
             probs = np.array([g[0] for g in got], dtype=float)
             relevance = np.array([g[1] for g in got], dtype=float)
+        else:
+            p_new, r_new = _predict_checked(classifier, todo, topic)
+            if len(todo) == len(texts):
+                probs, relevance = p_new, r_new
+            else:
+                probs = np.empty((len(texts), len(LABELS)), dtype=float)
+                relevance = np.empty(len(texts), dtype=float)
+                miss = np.array([g is None for g in got])
+                probs[miss], relevance[miss] = p_new, r_new
+                hit_rows = [g for g in got if g is not None]
+                probs[~miss] = [g[0] for g in hit_rows]
+                relevance[~miss] = [g[1] for g in hit_rows]
+            if len(rows) + len(todo) > cache.max_items:
+                rows.clear()  # start over rather than grow: memory stays flat
+            for t, p, r in zip(todo[: cache.max_items], p_new, r_new.tolist()):
+                rows[t] = (p, r)
     labels = [LABELS[j] for j in probs.argmax(axis=1)]
     return ClassifiedBatch(index, labels, probs, relevance)
 

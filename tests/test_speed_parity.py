@@ -176,3 +176,63 @@ def test_batched_equals_single_predictions(model):
         assert one.label == b.label
         assert one.probs == pytest.approx(b.probs, abs=1e-6)
         assert one.relevance == pytest.approx(b.relevance, abs=1e-6)
+
+
+# ---------------------------------------------------------------------- pipeline cache
+def _chat(n: int) -> list:
+    from datetime import datetime, timedelta
+
+    from classifier.records import Message
+
+    texts = ["收到", "哈哈", "[图片]", "私域转化率怎么算？", "我们做了裂变活动", "加V：demo_abc 私聊", "今晚吃啥"]
+    t0 = datetime(2024, 3, 4, 9, 0, 0)
+    out = []
+    for i in range(n):
+        text = texts[i % len(texts)] if i % 3 else f"第{i}条 私域 经验"
+        kind = "system" if i % 50 == 49 else "text"
+        out.append(Message(group="A" if i % 4 else "B", sender=f"u{i % 9}", sender_id=f"id{i % 9}",
+                           time=t0 + timedelta(seconds=30 * i), text=text, kind=kind, msg_id=f"m{i}"))
+    return out
+
+
+def test_cross_batch_cache_gives_the_same_outputs_and_classifies_repeats_once(tmp_path):
+    from classifier import pipeline
+    from tests.scoring_fakes import FakeClassifier
+
+    msgs = _chat(600)
+    cached = FakeClassifier()
+    r1 = pipeline.score_stream(msgs, cached, topic="私域 裂变", out_dir=tmp_path / "a", progress=False, batch_size=50)
+    # Reference: the same run with the cache emptied before every batch.
+    plain = FakeClassifier()
+    orig = pipeline.classify_batch
+
+    def no_cache(clf, batch, topic, cache=None):
+        return orig(clf, batch, topic, None)
+
+    pipeline.classify_batch = no_cache
+    try:
+        r2 = pipeline.score_stream(msgs, plain, topic="私域 裂变", out_dir=tmp_path / "b", progress=False, batch_size=50)
+    finally:
+        pipeline.classify_batch = orig
+    assert r1["groups"] == r2["groups"]
+    assert (tmp_path / "a" / "messages.jsonl").read_bytes() == (tmp_path / "b" / "messages.jsonl").read_bytes()
+    seen_cached = [t for texts, _ in cached.calls for t in texts]
+    seen_plain = [t for texts, _ in plain.calls for t in texts]
+    # Both groups share the --topic, hence one cache: every distinct text is classified once.
+    assert len(seen_cached) == len(set(seen_cached)) == len({m.text for m in msgs if m.kind != "system"})
+    assert len(seen_plain) > len(seen_cached)
+
+
+def test_prediction_cache_is_bounded():
+    from classifier.scoring import PredictionCache, classify_batch
+    from tests.scoring_fakes import FakeClassifier
+
+    cache = PredictionCache(max_items=10)
+    clf = FakeClassifier()
+    for start in range(0, 100, 7):
+        batch = [m for m in _chat(start + 7)[start:] if m.kind != "system"]
+        cb = classify_batch(clf, batch, "私域", cache)
+        ref = classify_batch(FakeClassifier(), batch, "私域")
+        assert cb.labels == ref.labels and cb.index == ref.index
+        np.testing.assert_allclose(cb.probs, ref.probs)
+        assert len(cache.rows) <= 10
