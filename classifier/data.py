@@ -61,6 +61,11 @@ SOURCE_WEIGHTS = {
 # Chit-chat pools are large; a sample is enough to teach the register.
 SOURCE_CAPS = {"tencent_chitchat": 4000, "lccc_train": 3000, "crosswoz_val": 3000, "kdconv_dev": 3000}
 
+# Pools whose questions are all about the pool's domain (travel requests, film/music dialogue,
+# engine questions, game-group questions — the annotation guide's group is about games). For a
+# user's own data we cannot know, so only their on-topic statements teach the domain.
+ON_DOMAIN_QUESTION_SOURCES = frozenset({"crosswoz_val", "kdconv_dev", "egret_wenda", "qq_group"})
+
 _Q_END = re.compile(r"[?？]\s*$|[吗呢么嘛][?？~～。.!！]*\s*$")
 _Q_WORDS = re.compile(r"怎么|什么|为什么|哪|谁|多少|几|如何|是否|有没有|能不能|可不可以|是不是|求推荐|请问")
 
@@ -137,7 +142,7 @@ def build_splits(
     seed: int = 13,
     n_augmented_ads: int = 600,
     contrastive: bool = True,
-    contrastive_weight: float = 0.1,
+    contrastive_weight: float = 0.5,
 ) -> Splits:
     """Train examples (real + marked augmented) and per-source validation examples."""
     shared_dir = Path(shared_dir)
@@ -151,10 +156,13 @@ def build_splits(
         bucket.append(ex)
         c = counts.setdefault(ex.source, {"train": 0, "val": 0})
         c["val" if bucket is not train else "train"] += 1
-        if contrastive and bucket is train and ex.label == "on_topic" and domain in DOMAIN_TOPICS:
+        if contrastive and bucket is train and ex.label in ("on_topic", "question") and domain in DOMAIN_TOPICS:
+            # Replayed in a group about something else: talk becomes off-topic, a question stays a
+            # question (and is not relevant there, which the relevance model learns).
             other = rng.choice([d for d in DOMAIN_TOPICS if d != domain and not _related(d, domain)])
+            label = "off_topic" if ex.label == "on_topic" else "question"
             train.append(
-                Example(ex.text, "off_topic", rng.choice(DOMAIN_TOPICS[other]), ex.source + "+contrast",
+                Example(ex.text, label, rng.choice(DOMAIN_TOPICS[other]), ex.source + "+contrast",
                         ex.weight * contrastive_weight)
             )
 
@@ -232,7 +240,25 @@ _AD_TEMPLATES = (
     "新群{qq}，{lure}",
     "{loan}，{contact}{cid}",
     "{goods}内部版{price}，不跑路，{contact}",
+    # Game-community ads, after the categories ANNOTATION_GUIDE.md lists: cheat clients, VPS/server
+    # hosting, other groups, 出/收 trades for money, 代练/代刷, card-shop (卡网) links.
+    "出{client} {price}",
+    "{client}内部{price}，不跑路，{private}",
+    "{server}工具箱稳定，{days}天不封号，{contact}{cid}",
+    "绕过{server}检测，{private}",
+    "接定制{client}，价格可议，{private}",
+    "出租云服务器/vps，{price}一个月",
+    "卡网：{url} 自助购买",
+    "小号机{price}一个，{private}",
+    "收{item}，{price}左右，{private}",
+    "{client}外部群{qq}",
+    "代肝代练，{item}包满意，{contact}{cid}",
+    "{server}{client}最新版，购买{url}",
 )
+_CLIENTS = ("vape", "novoline", "flux", "rise", "水影", "杀戮", "魔改端", "盒子", "辅助", "透视", "自瞄",
+            "连点器", "注入器", "外挂", "科技")
+_SERVERS = ("花雨庭", "hypixel", "网易", "布吉岛", "起床战争", "空岛", "天坑")
+_ITEMS = ("黑曜石", "钻石", "账号", "正版号", "皮肤", "原石", "月卡", "小号", "装备", "金币", "点券")
 _CONTACT = ("加V：", "加v ", "威信 ", "薇信：", "vx：", "wx ", "➕V ", "扣扣 ", "企鹅：", "QQ：", "加Q ",
             "V信 ", "加薇 ", "+vx ", "联系方式：", "Ｖ：", "加我", "滴滴", "私信", "q群：")
 _LURES = ("免费领资料", "免费领取教程", "扫码领券", "每天签到领红包", "进群领福利", "内部优惠券天天有",
@@ -266,6 +292,11 @@ def _fake_id(rng: random.Random) -> str:
     return n
 
 
+def _fake_url(rng: random.Random) -> str:
+    host = "".join(rng.choice("abcdefghijkmnpqrstuvwxyz0123456789") for _ in range(rng.randint(5, 9)))
+    return f"https://{host}.{rng.choice(['cn', 'com', 'top', 'xyz'])}/{rng.choice(['', 'shop', 'buy', 'ds'])}"
+
+
 def augment_ads(n: int, seed: int = 13) -> list[str]:
     """Generate ``n`` synthetic ad messages with obfuscated contact details."""
     rng = random.Random(seed)
@@ -283,6 +314,11 @@ def augment_ads(n: int, seed: int = 13) -> list[str]:
             job=rng.choice(_JOBS),
             loan=rng.choice(_LOANS),
             extra=rng.choice(["", "，名额有限", "，先到先得", "~"]),
+            client=rng.choice(_CLIENTS),
+            server=rng.choice(_SERVERS),
+            item=rng.choice(_ITEMS),
+            days=rng.randint(3, 90),
+            url=_fake_url(rng),
         )
         if rng.random() < 0.2:
             t = t.translate(_HOMOGLYPH)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import time
 from collections import OrderedDict
 from operator import add as _concat
@@ -32,8 +33,9 @@ from .normalize import TOKEN_CHARS, normalize, token_name
 from .segment import Segmenter
 from .topic import TopicModel
 
-MODEL_FORMAT = 1
-REL_NAMES = ("relevance", "rel_max", "rel_share")
+MODEL_FORMAT = 2
+REL_NAMES = ("domain_relevance", "keyword_relevance", "keyword_max", "keyword_share")
+NO_DOMAIN = "none"
 
 
 def _char_ngrams(norm: str, lo: int = 1, hi: int = 3) -> list[str]:
@@ -184,8 +186,23 @@ class LinearClassifier:
         np.cumsum(np.bincount(rows, minlength=len(norms)), out=indptr[1:])
         return sp.csr_matrix((data[order], cols[order], indptr), shape=(len(norms), nc + nw + len(CUE_NAMES)))
 
-    def _rel_block(self, toks, topic: Topic | None) -> np.ndarray:
-        return self.topic_model_.relevance_features(toks, topic) * self.rel_scale
+    def _domain_probs(self, X: sp.csr_matrix) -> np.ndarray:
+        """P(domain | text) over the learned domains plus "none" (last column)."""
+        return _softmax(X @ self.dom_coef_.T + self.dom_intercept_)
+
+    def _topic_domains(self, topic: Topic | None) -> np.ndarray:
+        """How much each learned domain belongs to ``topic`` (0–1 per domain)."""
+        return domain_match(self.domains_, self.topic_model_, topic)
+
+    def _rel_features(self, X: sp.csr_matrix, toks, norms, topic: Topic | None) -> np.ndarray:
+        """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
+        R = np.zeros((X.shape[0], len(REL_NAMES)), dtype=np.float32)
+        R[:, 0] = np.clip(self._domain_probs(X)[:, :-1] @ self._topic_domains(topic), 0.0, 1.0)
+        R[:, 1:] = self.topic_model_.relevance_features(toks, topic, norms)
+        return R
+
+    def _relevance_from(self, R: np.ndarray) -> np.ndarray:
+        return _sigmoid(R @ self.rel_coef_ + self.rel_intercept_)
 
     # ---- training ------------------------------------------------------------------
     def fit(self, examples: Sequence[Example], progress: bool = False) -> "LinearClassifier":
@@ -208,36 +225,65 @@ class LinearClassifier:
         self.word_vocab_ = _Vocab.fit([_word_ngrams(t) for t in toks], self.min_df, self.max_word_features)
         X = self._assemble(norms, toks)
 
-        # Topic model: domain vocabularies from on-topic examples. Relevance features for
-        # training rows are cross-fitted (each fold's rows scored by a topic model that never
-        # saw them); otherwise the model learns to trust relevance more than it deserves.
-        from .data import DOMAIN_TOPICS
+        # Relevance has two parts, both cross-fitted so that training rows are scored by models
+        # that never saw them (else the final model trusts relevance more than it deserves):
+        # - a domain classifier P(domain | text) over the domains of the training data, matched
+        #   against the group's topic; it knows that "117带不动" is game talk;
+        # - keyword matches against the topic expanded with domain vocabularies.
+        from .data import DOMAIN_TOPICS, ON_DOMAIN_QUESTION_SOURCES, stable_bucket
 
         dom_of = _domain_lookup(DOMAIN_TOPICS)
         # A topic we ship descriptions for maps to its domain; a user's own topic is its own domain.
         domains = [dom_of.get(e.topic, e.topic or None) for e in examples]
-        on = [e.label in ("on_topic", "question") and not e.source.endswith("+contrast") for e in examples]
+        contrast = np.array([e.source.endswith("+contrast") for e in examples])
+        on = [e.label in ("on_topic", "question") and not c for e, c in zip(examples, contrast)]
         descs = {d: " ".join(v) for d, v in DOMAIN_TOPICS.items()}
         descs.update({d: d for d in set(domains) if d and d not in descs})
-        rng = np.random.default_rng(self.seed)
-        fold = rng.integers(0, self.folds, size=len(examples))
+        self.domains_ = sorted({d for d, o in zip(domains, on) if o and d})
+        classes = self.domains_ + [NO_DOMAIN]
+        yd = np.array([classes.index(d) if (o and d) else len(self.domains_) for d, o in zip(domains, on)])
+        # Uniform weights: the domain classifier must know chit-chat from every pool as "none",
+        # however little those pools count for the label model.
+        wd = np.where(np.array([e.generated for e in examples]), 0.2, 1.0)
+        fold = np.array([stable_bucket(t) % self.folds for t in texts])
+        base = ~contrast
+        # The domain classifier learns from statements, and from questions only where every
+        # question is known to be on the domain (see data.ON_DOMAIN_QUESTION_SOURCES).
+        dom_rows = base & np.array(
+            [e.label != "question" or e.source in ON_DOMAIN_QUESTION_SOURCES for e in examples]
+        )
+        P = np.zeros((len(examples), len(classes)), dtype=np.float32)
         R = np.zeros((len(examples), len(REL_NAMES)), dtype=np.float32)
         for k in range(self.folds):
-            keep = fold != k
+            fit_rows = np.flatnonzero(dom_rows & (fold != k))
+            rows = np.flatnonzero(fold == k)
+            dcoef, dint = _fit_lr(X[fit_rows], yd[fit_rows], wd[fit_rows], len(classes), self.C, self.max_iter)
+            P[rows] = _softmax(X[rows] @ dcoef.T + dint)
             tm = TopicModel().fit(
-                [toks[i] for i in np.flatnonzero(keep)],
-                [domains[i] for i in np.flatnonzero(keep)],
-                [on[i] for i in np.flatnonzero(keep)],
-                descs,
+                [toks[i] for i in fit_rows], [domains[i] for i in fit_rows], [on[i] for i in fit_rows], descs
             )
-            rows = np.flatnonzero(~keep)
             by_topic: dict[str, list[int]] = {}
             for i in rows:
                 by_topic.setdefault(examples[i].topic, []).append(i)
             for desc, idx in by_topic.items():
                 topic = tm.make_topic(desc, segment=self.segmenter.cut) if desc else None
-                R[idx] = tm.relevance_features([toks[i] for i in idx], topic)
-        self.topic_model_ = TopicModel().fit(toks, domains, on, descs)
+                R[idx, 0] = np.clip(P[idx, :-1] @ domain_match(self.domains_, tm, topic), 0.0, 1.0)
+                R[idx, 1:] = tm.relevance_features([toks[i] for i in idx], topic, [norms[i] for i in idx])
+        self.dom_coef_, self.dom_intercept_ = _fit_lr(
+            X[dom_rows], yd[dom_rows], wd[dom_rows], len(classes), self.C, self.max_iter
+        )
+        self.topic_model_ = TopicModel().fit(
+            [toks[i] for i in np.flatnonzero(base)], [domains[i] for i in np.flatnonzero(base)],
+            [on[i] for i in np.flatnonzero(base)], descs,
+        )
+        # Relevance itself: a small logistic model on the relevance features; positive = an
+        # on-topic message or question under its own group's topic.
+        from sklearn.linear_model import LogisticRegression as _LR
+
+        yr = np.array([e.label in ("on_topic", "question") and not c for e, c in zip(examples, contrast)])
+        rel = _LR(C=10.0, max_iter=1000).fit(R, yr, sample_weight=np.array([e.weight for e in examples]))
+        self.rel_coef_ = rel.coef_[0].astype(np.float32)
+        self.rel_intercept_ = np.float32(rel.intercept_[0])
         X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
 
         y = np.array([LABELS.index(e.label) for e in examples])
@@ -282,28 +328,29 @@ class LinearClassifier:
         return hit
 
     # ---- inference -----------------------------------------------------------------
-    def _scores(self, texts: Sequence[str], topic) -> tuple[np.ndarray, sp.csr_matrix, list[str]]:
+    def _scores(self, texts: Sequence[str], topic) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+        """Label logits, the full feature matrix and the topic relevance per text."""
         t = self._resolve_topic(topic)
         norms, toks, X = self._text_features(texts)
-        X = sp.hstack([X, sp.csr_matrix(self._rel_block(toks, t))], format="csr")
-        return X @ self.coef_.T + self.intercept_, X, norms
+        R = self._rel_features(X, toks, norms, t)
+        X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
+        return X @ self.coef_.T + self.intercept_, X, self._relevance_from(R)
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a list of texts; use predict() for one")
         if len(texts) == 0:
             return np.zeros((0, len(LABELS)), dtype=np.float32), np.zeros(0, dtype=np.float32)
-        z, _, _ = self._scores(texts, topic)
-        return _softmax(z), _relevance(z)
+        z, _, rel = self._scores(texts, topic)
+        return _softmax(z), rel
 
     def predict(self, texts, topic=None):
         single = isinstance(texts, str)
         batch = [texts] if single else list(texts)
         if not batch:
             return []
-        z, X, norms = self._scores(batch, topic)
+        z, X, rel = self._scores(batch, topic)
         probs = _softmax(z)
-        rel = _relevance(z)
         out = []
         for i in range(len(batch)):
             k = int(probs[i].argmax())
@@ -359,6 +406,10 @@ class LinearClassifier:
             intercept=self.intercept_,
             char_idf=self.char_vocab_.idf,
             word_idf=self.word_vocab_.idf,
+            dom_coef=self.dom_coef_,
+            dom_intercept=self.dom_intercept_,
+            rel_coef=self.rel_coef_,
+            rel_intercept=np.asarray([self.rel_intercept_], dtype=np.float32),
         )
         (path / "vocab.json").write_text(
             json.dumps({"char": self.char_vocab_.names(), "word": self.word_vocab_.names()}, ensure_ascii=False),
@@ -382,6 +433,7 @@ class LinearClassifier:
                 "word_ngrams": len(self.word_vocab_.index),
                 "cues": list(CUE_NAMES),
                 "relevance": list(REL_NAMES),
+                "domains": list(self.domains_),
             },
             "segmentation": self.segmenter.settings(),
             "versions": {
@@ -410,8 +462,14 @@ class LinearClassifier:
             with np.load(path / "weights.npz", allow_pickle=False) as w:
                 coef, intercept = w["coef"], w["intercept"]
                 char_idf, word_idf = w["char_idf"], w["word_idf"]
+                dom_coef, dom_intercept = w["dom_coef"], w["dom_intercept"]
+                rel_coef, rel_intercept = w["rel_coef"], w["rel_intercept"]
         except (OSError, ValueError, KeyError) as err:
             raise GroupscoreError(f"cannot load linear model from {path}: {err}") from None
+        if meta.get("format") != MODEL_FORMAT:
+            raise GroupscoreError(
+                f"{path}: model format {meta.get('format')} is not {MODEL_FORMAT}; retrain it with this version"
+            )
         p = meta.get("params", {})
         clf = cls(**{k: v for k, v in p.items() if k in ("C", "min_df", "max_char_features", "max_word_features",
                                                        "cue_scale", "rel_scale", "folds", "seed")})
@@ -424,6 +482,11 @@ class LinearClassifier:
         clf.word_vocab_ = _Vocab({f: i for i, f in enumerate(vocab["word"])}, word_idf)
         clf.topic_model_ = TopicModel.from_dict(topic)
         clf.coef_, clf.intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
+        clf.domains_ = list(meta.get("features", {}).get("domains", []))
+        clf.dom_coef_, clf.dom_intercept_ = dom_coef.astype(np.float32), dom_intercept.astype(np.float32)
+        clf.rel_coef_, clf.rel_intercept_ = rel_coef.astype(np.float32), np.float32(rel_intercept[0])
+        if dom_coef.shape[0] != len(clf.domains_) + 1:
+            raise GroupscoreError(f"{path}: domain weights do not match the domain list")
         expected = len(vocab["char"]) + len(vocab["word"]) + len(CUE_NAMES) + len(REL_NAMES)
         if coef.shape != (len(LABELS), expected):
             raise GroupscoreError(f"{path}: weights shape {coef.shape} does not match vocabulary ({expected})")
@@ -438,15 +501,59 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _relevance(z: np.ndarray) -> np.ndarray:
-    """Topic relevance = P(on_topic) / (P(on_topic) + P(off_topic)), i.e. sigmoid of the margin.
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
 
-    Ads and question mass are left out on purpose: for a question this says whether its
-    content leans towards the group's topic, which is what decides if it is effective.
+
+def _fit_lr(X, y, w, n_classes: int, C: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced multinomial logistic regression → (coef[n_classes, d], intercept[n_classes])."""
+    from sklearn.linear_model import LogisticRegression
+
+    w = np.asarray(w, dtype=np.float64).copy()
+    for c in range(n_classes):
+        m = y == c
+        if m.any():
+            w[m] *= w.sum() / (n_classes * w[m].sum())
+    lr = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(X, y, sample_weight=w)
+    coef = np.zeros((n_classes, X.shape[1]), dtype=np.float32)
+    inter = np.full(n_classes, -30.0, dtype=np.float32)  # a class absent from y is never predicted
+    present = lr.classes_
+    if len(present) == 2 and n_classes > 2:  # binary fit: sklearn gives one row; expand it
+        coef[present[1]], inter[present[1]] = lr.coef_[0] / 2, lr.intercept_[0] / 2
+        coef[present[0]], inter[present[0]] = -lr.coef_[0] / 2, -lr.intercept_[0] / 2
+    else:
+        coef[present], inter[present] = lr.coef_, lr.intercept_
+    return coef, inter
+
+
+def domain_match(domains: Sequence[str], topic_model: TopicModel, topic: Topic | None) -> np.ndarray:
+    """Per learned domain, 0–1: does the group's topic cover it?
+
+    No topic at all means "any domain the model knows". A topic naming a built-in domain
+    (its aliases, e.g. 游戏/Minecraft → games) covers it fully; otherwise the overlap of the
+    topic's keywords with the domain's learned vocabulary decides.
     """
-    on, off = LABELS.index("on_topic"), LABELS.index("off_topic")
-    d = np.asarray(z[:, on] - z[:, off], dtype=np.float64)
-    return (1.0 / (1.0 + np.exp(-d))).astype(np.float32)
+    from .topic import builtin_domains
+
+    if topic is None or not topic.keywords:
+        return np.ones(len(domains), dtype=np.float32)
+    desc = (topic.description or " ".join(topic.keywords[:25])).lower()
+    keys = [k for k in re.split(r"[\s,，、;；/|]+", desc) if k]
+    builtin = builtin_domains()
+    overlap = topic_model._domain_match(dict(zip(topic.keywords[:60], topic.weights[:60] or (1.0,) * 60)))
+    out = np.zeros(len(domains), dtype=np.float32)
+    for i, d in enumerate(domains):
+        if d.lower() == desc.strip():
+            out[i] = 1.0
+            continue
+        aliases = builtin.get(d, {}).get("aliases", ())
+        # Whole keywords only ("游戏开发" must not count as naming 游戏), except long aliases
+        # glued to other words ("minecraft服务器").
+        if any(a == k or (len(a) >= 3 and a in k) for a in aliases for k in keys):
+            out[i] = 1.0
+        else:
+            out[i] = min(1.0, overlap.get(d, 0.0))
+    return out
 
 
 def _domain_lookup(domain_topics: dict[str, tuple[str, ...]]) -> dict[str, str]:

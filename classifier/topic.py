@@ -16,9 +16,12 @@ group: the same text is on-topic where its words are the group's vocabulary.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
+from functools import lru_cache
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -37,6 +40,14 @@ STOPWORDS = frozenset(
 )
 
 _WORDLIKE = re.compile(r"^[\w\u4e00-\u9fff]+$")
+
+
+@lru_cache(maxsize=1)
+def builtin_domains() -> dict[str, dict]:
+    """Hand-written domain vocabularies shipped with the package (resources/domains.json)."""
+    path = Path(__file__).with_name("resources") / "domains.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
 def is_term(tok: str) -> bool:
@@ -133,6 +144,7 @@ class TopicModel:
             return Topic(description="", keywords=(), source="none", weights=())
 
         self._expand_with_domains(weights)
+        self._expand_with_builtin(weights, desc)
         if texts_tokens:
             self._expand_with_texts(weights, texts_tokens)
         ranked = sorted(weights.items(), key=lambda kv: -kv[1])[:400]
@@ -160,6 +172,17 @@ class TopicModel:
                 continue
             for t, w in self.domain_terms_[dom].items():
                 weights[t] = max(weights.get(t, 0.0), 0.8 * m * w)
+
+    def _expand_with_builtin(self, weights: dict[str, float], desc: str) -> None:
+        """Pull in a shipped domain vocabulary when the topic names the domain or uses its words."""
+        seeds = {t for t, w in weights.items() if w >= 0.3}
+        low = desc.lower()
+        for dom in builtin_domains().values():
+            named = any(a in low for a in dom["aliases"]) if low else False
+            shared = len(seeds & set(dom["terms"]))
+            if named or shared >= 3:
+                for t in dom["terms"]:
+                    weights[t] = max(weights.get(t, 0.0), 0.6)
 
     def _expand_with_texts(self, weights: dict[str, float], texts_tokens) -> None:
         """Pseudo-relevance feedback: terms over-represented in messages that hit the topic."""
@@ -198,23 +221,31 @@ class TopicModel:
         return {t: max(0.3, s / peak) for t, s in top}
 
     # ---- relevance -----------------------------------------------------------------
-    def relevance_features(self, docs: Sequence[Sequence[str]], topic: Topic | None) -> np.ndarray:
-        """Per message: [relevance, max term weight, share of terms on topic]."""
+    def relevance_features(
+        self, docs: Sequence[Sequence[str]], topic: Topic | None, norms: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Per message: [relevance, max term weight, share of terms on topic].
+
+        Multi-character keywords match as substrings of the normalised text (so "红石粉" hits
+        "红石" whatever jieba did with it); single characters only as whole tokens.
+        """
         out = np.zeros((len(docs), 3), dtype=np.float32)
         if topic is None or not topic.keywords:
             return out
-        w = dict(zip(topic.keywords, topic.weights or (1.0,) * len(topic.keywords)))
+        w, rx = _topic_matcher(topic)
         for i, toks in enumerate(docs):
             terms = {t for t in toks if is_term(t)}
-            if not terms:
+            hits = {t for t in terms if t in w and len(t) == 1}
+            if rx is not None:
+                text = norms[i] if norms is not None else "".join(toks)
+                hits.update(rx.findall(text))
+            if not hits:
                 continue
-            vals = [w[t] for t in terms if t in w]
-            if not vals:
-                continue
+            vals = [w[t] for t in hits]
             s = sum(vals)
             out[i, 0] = 1.0 - math.exp(-1.5 * s)
             out[i, 1] = max(vals)
-            out[i, 2] = len(vals) / len(terms)
+            out[i, 2] = min(1.0, len(vals) / max(1, len(terms)))
         return out
 
     def to_dict(self) -> dict:
@@ -235,6 +266,14 @@ class TopicModel:
         tm.bg_df_ = dict(d.get("bg_df", {}))
         tm.bg_docs_ = int(d.get("bg_docs", 0))
         return tm
+
+
+@lru_cache(maxsize=256)
+def _topic_matcher(topic: Topic) -> tuple[dict[str, float], "re.Pattern[str] | None"]:
+    w = dict(zip(topic.keywords, topic.weights or (1.0,) * len(topic.keywords)))
+    multi = sorted((t for t in w if len(t) > 1), key=len, reverse=True)
+    rx = re.compile("|".join(re.escape(t) for t in multi)) if multi else None
+    return w, rx
 
 
 def topic_from_arg(topic: Topic | str | None) -> tuple[Topic | None, str | None]:
