@@ -240,6 +240,12 @@ _AD_TEMPLATES = (
     "新群{qq}，{lure}",
     "{loan}，{contact}{cid}",
     "{goods}内部版{price}，不跑路，{contact}",
+    "{contact}{lure}",
+    "{contact}{cid}",
+    "{contact} {cid}",
+    "{lure}{contact}",
+    "{contact}领{goods}",
+    "想要{goods}的{contact}",
     # Game-community ads, after the categories ANNOTATION_GUIDE.md lists: cheat clients, VPS/server
     # hosting, other groups, 出/收 trades for money, 代练/代刷, card-shop (卡网) links.
     "出{client} {price}",

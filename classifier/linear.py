@@ -34,8 +34,14 @@ from .segment import Segmenter
 from .topic import TopicModel
 
 MODEL_FORMAT = 2
-REL_NAMES = ("domain_relevance", "keyword_relevance", "keyword_max", "keyword_share")
+# Relevance features. The *_unknown copies are the keyword features gated by how unknown the
+# topic's domain is, so the model can trust keywords more for a topic it never trained on.
+REL_NAMES = (
+    "domain_relevance", "domain_known", "keyword_relevance", "keyword_max", "keyword_share",
+    "keyword_relevance_unknown", "keyword_max_unknown", "keyword_share_unknown",
+)
 NO_DOMAIN = "none"
+UNKNOWN_DOMAIN_WEIGHT = 0.5
 
 
 def _char_ngrams(norm: str, lo: int = 1, hi: int = 3) -> list[str]:
@@ -196,10 +202,9 @@ class LinearClassifier:
 
     def _rel_features(self, X: sp.csr_matrix, toks, norms, topic: Topic | None) -> np.ndarray:
         """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
-        R = np.zeros((X.shape[0], len(REL_NAMES)), dtype=np.float32)
-        R[:, 0] = np.clip(self._domain_probs(X)[:, :-1] @ self._topic_domains(topic), 0.0, 1.0)
-        R[:, 1:] = self.topic_model_.relevance_features(toks, topic, norms)
-        return R
+        m = self._topic_domains(topic)
+        kw = self.topic_model_.relevance_features(toks, topic, norms)
+        return _rel_matrix(self._domain_probs(X)[:, :-1] @ m, float(m.max(initial=0.0)), kw)
 
     def _relevance_from(self, R: np.ndarray) -> np.ndarray:
         return _sigmoid(R @ self.rel_coef_ + self.rel_intercept_)
@@ -254,6 +259,11 @@ class LinearClassifier:
         )
         P = np.zeros((len(examples), len(classes)), dtype=np.float32)
         R = np.zeros((len(examples), len(REL_NAMES)), dtype=np.float32)
+        # Second copy of every row whose topic belongs to a learned domain, scored as if that
+        # domain had never been seen (no domain classifier column, no learned vocabulary):
+        # this is the situation of every user whose group is about something new.
+        Ru = np.zeros((len(examples), len(REL_NAMES)), dtype=np.float32)
+        has_u = np.zeros(len(examples), dtype=bool)
         for k in range(self.folds):
             fit_rows = np.flatnonzero(dom_rows & (fold != k))
             rows = np.flatnonzero(fold == k)
@@ -266,9 +276,22 @@ class LinearClassifier:
             for i in rows:
                 by_topic.setdefault(examples[i].topic, []).append(i)
             for desc, idx in by_topic.items():
+                tk = [toks[i] for i in idx]
+                nm = [norms[i] for i in idx]
                 topic = tm.make_topic(desc, segment=self.segmenter.cut) if desc else None
-                R[idx, 0] = np.clip(P[idx, :-1] @ domain_match(self.domains_, tm, topic), 0.0, 1.0)
-                R[idx, 1:] = tm.relevance_features([toks[i] for i in idx], topic, [norms[i] for i in idx])
+                m = domain_match(self.domains_, tm, topic)
+                R[idx] = _rel_matrix(P[idx, :-1] @ m, float(m.max(initial=0.0)), tm.relevance_features(tk, topic, nm))
+                d = dom_of.get(desc)
+                if d in self.domains_:
+                    tm_u = TopicModel.from_dict(tm.to_dict())
+                    tm_u.domain_terms_.pop(d, None)
+                    topic_u = tm_u.make_topic(desc, segment=self.segmenter.cut)
+                    m_u = domain_match(self.domains_, tm_u, topic_u)
+                    m_u[self.domains_.index(d)] = 0.0
+                    Ru[idx] = _rel_matrix(
+                        P[idx, :-1] @ m_u, float(m_u.max(initial=0.0)), tm_u.relevance_features(tk, topic_u, nm)
+                    )
+                    has_u[idx] = True
         self.dom_coef_, self.dom_intercept_ = _fit_lr(
             X[dom_rows], yd[dom_rows], wd[dom_rows], len(classes), self.C, self.max_iter
         )
@@ -280,14 +303,21 @@ class LinearClassifier:
         # on-topic message or question under its own group's topic.
         from sklearn.linear_model import LogisticRegression as _LR
 
+        u = np.flatnonzero(has_u)
+        R_all = np.vstack([R, Ru[u]])
         yr = np.array([e.label in ("on_topic", "question") and not c for e, c in zip(examples, contrast)])
-        rel = _LR(C=10.0, max_iter=1000).fit(R, yr, sample_weight=np.array([e.weight for e in examples]))
+        w_all = np.array([e.weight for e in examples], dtype=np.float64)
+        w_all = np.concatenate([w_all, w_all[u] * UNKNOWN_DOMAIN_WEIGHT])
+        rel = _LR(C=10.0, max_iter=1000).fit(R_all, np.concatenate([yr, yr[u]]), sample_weight=w_all)
         self.rel_coef_ = rel.coef_[0].astype(np.float32)
         self.rel_intercept_ = np.float32(rel.intercept_[0])
-        X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
+        X = sp.vstack([X, X[u]], format="csr")
+        X = sp.hstack([X, sp.csr_matrix(R_all * self.rel_scale)], format="csr")
+        examples = list(examples) + [examples[i] for i in u]
+        weight_scale = np.concatenate([np.ones(len(R)), np.full(len(u), UNKNOWN_DOMAIN_WEIGHT)])
 
         y = np.array([LABELS.index(e.label) for e in examples])
-        w = np.array([e.weight for e in examples], dtype=np.float64)
+        w = np.array([e.weight for e in examples], dtype=np.float64) * weight_scale
         # Balance classes by weight mass so rare ads are not drowned by chit-chat.
         for c in range(len(LABELS)):
             m = y == c
@@ -501,6 +531,16 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def _rel_matrix(dom_rel: np.ndarray, known: float, kw: np.ndarray) -> np.ndarray:
+    """Assemble the REL_NAMES columns from domain relevance, topic-domain coverage and keywords."""
+    R = np.empty((len(kw), len(REL_NAMES)), dtype=np.float32)
+    R[:, 0] = np.clip(dom_rel, 0.0, 1.0)
+    R[:, 1] = known
+    R[:, 2:5] = kw
+    R[:, 5:8] = kw * (1.0 - known)
+    return R
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
 
@@ -542,16 +582,17 @@ def domain_match(domains: Sequence[str], topic_model: TopicModel, topic: Topic |
     builtin = builtin_domains()
     overlap = topic_model._domain_match(dict(zip(topic.keywords[:60], topic.weights[:60] or (1.0,) * 60)))
     out = np.zeros(len(domains), dtype=np.float32)
+    named = False
     for i, d in enumerate(domains):
-        if d.lower() == desc.strip():
-            out[i] = 1.0
-            continue
         aliases = builtin.get(d, {}).get("aliases", ())
         # Whole keywords only ("游戏开发" must not count as naming 游戏), except long aliases
         # glued to other words ("minecraft服务器").
-        if any(a == k or (len(a) >= 3 and a in k) for a in aliases for k in keys):
+        if d.lower() == desc.strip() or any(a == k or (len(a) >= 3 and a in k) for a in aliases for k in keys):
             out[i] = 1.0
-        else:
+            named = True
+    if not named:
+        # The topic names no domain we know: fall back to vocabulary overlap.
+        for i, d in enumerate(domains):
             out[i] = min(1.0, overlap.get(d, 0.0))
     return out
 

@@ -44,7 +44,7 @@ import orjson
 from . import __version__
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
 from .records import Message
-from .scoring import INDUCE_MESSAGES, GroupScorer, PredictionCache, classify_batch, resolve_topic
+from .scoring import INDUCE_MESSAGES, TOPIC_KINDS, GroupScorer, PredictionCache, classify_batch, resolve_topic
 
 DEFAULT_BATCH = 4096
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -239,7 +239,7 @@ class _Run:
     def flush(self, g: _Group) -> None:
         batch, g.pending = g.pending, []
         if g.topic is None:
-            g.topic = resolve_topic(self.classifier, None, [m.text for m in batch if m.kind == "text"])
+            g.topic = resolve_topic(self.classifier, None, [m.text for m in batch if m.kind in TOPIC_KINDS])
         if g.scorer is None:
             admins = g.admins
             if self.pseudo is not None:

@@ -65,6 +65,9 @@ CORE_MIN_EFFECTIVE = 3
 CORE_MIN_SHARE = 0.5
 FLOOD_MEMORY = 5
 FLOOD_KINDS = frozenset({"text", "reply", "link"})
+# Messages a topic is induced from: typed text, replies included (a reply is typed text that
+# quotes another message; leaving replies out made the induced topic depend on the format).
+TOPIC_KINDS = frozenset({"text", "reply"})
 UNANSWERED_SHOWN = 50
 TOP_SHOWN = 10
 DISPLAY_TEXT_CHARS = 200
@@ -665,7 +668,7 @@ def score_messages(
             head.append(m)
             if len(head) >= INDUCE_MESSAGES:
                 break
-    resolved = resolve_topic(classifier, topic, [m.text for m in head if m.kind == "text"])
+    resolved = resolve_topic(classifier, topic, [m.text for m in head if m.kind in TOPIC_KINDS])
     scorer: GroupScorer | None = None
 
     def flush(batch: list[Message]) -> None:
