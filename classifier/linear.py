@@ -152,6 +152,7 @@ class LinearClassifier:
         folds: int = 5,
         max_iter: int = 2000,
         seed: int = 0,
+        hmm: bool = True,
     ) -> None:
         self.C = C
         self.char_range = tuple(char_range)
@@ -164,7 +165,7 @@ class LinearClassifier:
         self.max_iter = max_iter
         self.seed = seed
         self.labels: tuple[str, ...] = LABELS
-        self.segmenter = Segmenter()
+        self.segmenter = Segmenter(hmm=hmm)
         self._topic_cache: OrderedDict[str, Topic] = OrderedDict()
         self.meta_: dict[str, Any] = {}
 
