@@ -35,7 +35,23 @@ __all__ = [
     "Topic",
     "default_model_dir",
     "load_model",
+    "score_messages",
+    "score_exports",
 ]
+
+
+def score_messages(*args, **kwargs):
+    """Score one group's messages (see :func:`classifier.scoring.score_messages`)."""
+    from .scoring import score_messages as _impl
+
+    return _impl(*args, **kwargs)
+
+
+def score_exports(*args, **kwargs):
+    """Read, classify and score chat exports (see :func:`classifier.pipeline.score_exports`)."""
+    from .pipeline import score_exports as _impl
+
+    return _impl(*args, **kwargs)
 
 
 def default_model_dir() -> Path:

@@ -30,6 +30,8 @@ def score(
     anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise member names and ids in every output."),
     columns: Optional[str] = typer.Option(None, "--columns", help='Generic CSV/JSONL columns, e.g. "text=content,sender=user".'),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary table."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", min=1, help="Processes that classify (default: one per core; 1 = no worker processes)."),
 ) -> None:
     """Classify every message and score each group: report.json, messages.jsonl, report.html."""
     from rich.console import Console
@@ -41,7 +43,7 @@ def score(
         config = load_groups_config(groups) if groups else None
         report = score_exports(
             inputs, load_model(model), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
-            out_dir=out, columns=parse_columns(columns), progress=not quiet,
+            out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
         )
     except GroupscoreError as err:
         typer.echo(f"error: {err}", err=True)
@@ -215,8 +217,7 @@ def train(
             "validation_examples": len(val_ex),
             "with_shared": str(with_shared) if with_shared else None,
         }
-        if backend == "linear":
-            clf.save(out, training=summary, metrics=metrics)
+        clf.save(out, training=summary, metrics=metrics)
     except GroupscoreError as err:
         _fail(err)
     typer.echo(f"trained {backend} model on {len(train_ex)} examples -> {out}")

@@ -74,8 +74,7 @@ def train_default_model(
         raise GroupscoreError(f"unknown backend {backend!r}; expected linear or transformer")
     metrics = evaluate_per_source(clf, splits.val)
     summary = dict(splits.summary, trained_seconds=round(time.time() - t0, 1), shared_dir=str(shared_dir))
-    if backend == "linear":
-        clf.save(out_dir, training=summary, metrics=metrics)
+    clf.save(out_dir, training=summary, metrics=metrics)
     return metrics
 
 

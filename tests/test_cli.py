@@ -1,0 +1,98 @@
+"""The CLI contract other tools depend on: predict, evaluate, train (score is in test_report)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from classifier import LABELS
+from classifier.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+needs_default = pytest.mark.skipif(not (ROOT / "models" / "default" / "model.json").exists(),
+                                   reason="models/default not built")
+
+
+def _jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@needs_default
+def test_predict_keeps_input_fields_and_adds_label_probs_relevance(tmp_path):
+    src = _jsonl(tmp_path / "in.jsonl", [{"id": 7, "text": "加V：abc123 免费领资料"}, {"id": 8, "text": "早上好"}])
+    out = tmp_path / "out.jsonl"
+    r = runner.invoke(app, ["predict", str(src), "--topic", "私域运营 社群", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["id"] for x in rows] == [7, 8]
+    assert [x["label"] for x in rows] == ["ad", "off_topic"]
+    for x in rows:
+        assert set(x["probs"]) == set(LABELS) and abs(sum(x["probs"].values()) - 1) < 1e-3
+        assert 0 <= x["relevance"] <= 1 and "explanation" not in x
+
+
+@needs_default
+def test_predict_reads_stdin_and_writes_stdout():
+    r = runner.invoke(app, ["predict", "-", "--explain"], input='{"text": "扫码进群领券"}\n')
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout.strip())
+    assert row["label"] == "ad" and row["explanation"]
+
+
+@needs_default
+def test_evaluate_json_shape(tmp_path):
+    rows = [{"text": "加V：abc123 免费领资料", "label": "ad"}, {"text": "早上好", "label": "off_topic"},
+            {"text": "有人用过企业微信的群发吗", "label": "question"}]
+    r = runner.invoke(app, ["evaluate", str(_jsonl(tmp_path / "e.jsonl", rows)), "--topic", "私域运营", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert {"macro_f1", "accuracy", "per_class", "confusion"} <= set(m)
+    assert set(m["per_class"]["ad"]) == {"precision", "recall", "f1", "support"}
+    assert m["accuracy"] == 1.0 and m["per_class"]["ad"]["support"] == 1
+    table = runner.invoke(app, ["evaluate", str(tmp_path / "e.jsonl"), "--topic", "私域运营"])
+    assert "macro-F1" in table.stdout and "confusion" in table.stdout
+
+
+def test_bad_input_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\nnot json\n', encoding="utf-8")
+    r = runner.invoke(app, ["predict", str(bad)])
+    assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and ":2:" in r.output
+    r = runner.invoke(app, ["predict", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 1 and "no such file" in r.output
+    lab = _jsonl(tmp_path / "l.jsonl", [{"text": "x", "label": "spam"}])
+    r = runner.invoke(app, ["evaluate", str(lab)])
+    assert r.exit_code == 1 and "spam" in r.output
+
+
+def test_train_writes_a_loadable_model(tmp_path):
+    # varied words, not only digits: the split hashes normalised text, where digits collapse
+    acts = ["裂变", "拉新", "促活", "复购", "留存", "转化", "分层", "召回", "打卡", "直播", "团购", "积分"]
+    chat = ["早上好", "哈哈哈", "收到", "晚安", "好的", "谢谢", "在吗", "吃了吗", "下班啦", "周末愉快", "嗯嗯", "辛苦了"]
+    rows = []
+    for i, (a, c) in enumerate(zip(acts, chat)):
+        rows += [
+            {"text": f"加V：user{a}abc 免费领{a}资料", "label": "ad"},
+            {"text": f"{a}活动的效果一般怎么衡量？", "label": "question"},
+            {"text": f"我们做了{a}活动，社群用户明显多了", "label": "on_topic"},
+            {"text": c, "label": "off_topic"},
+        ]
+    data = _jsonl(tmp_path / "mine.jsonl", rows)
+    out = tmp_path / "model"
+    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--topic", "私域运营 社群"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    assert meta["training"]["examples"] == len(rows)
+    assert "user_validation" in meta["metrics"]
+    p = _jsonl(tmp_path / "p.jsonl", [{"text": "加V：zzz999 免费领资料"}])
+    r = runner.invoke(app, ["predict", str(p), "--model", str(out), "--topic", "私域运营 社群"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["label"] == "ad"
+
+
+def test_train_rejects_bad_labels(tmp_path):
+    data = _jsonl(tmp_path / "bad.jsonl", [{"text": "x", "label": "nope"}])
+    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 1 and "nope" in r.output

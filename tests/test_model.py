@@ -1,0 +1,186 @@
+"""The linear backend: training on tiny data, persistence, the Classifier contract, topics."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier import LABELS, Classifier, GroupscoreError, Prediction, load_model
+from classifier.base import Example
+from classifier.data import DOMAIN_TOPICS, augment_ads, build_splits, is_validation, stable_bucket
+from classifier.evaluation import evaluate_labels
+from classifier.linear import LinearClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+GAMES = DOMAIN_TOPICS["games"][0]
+TRAVEL = DOMAIN_TOPICS["travel"][0]
+
+TINY = [
+    ("加V：abc123 免费领资料", "ad", GAMES), ("兼职刷单日结200，私聊", "ad", TRAVEL),
+    ("出二手账号 100r 私聊", "ad", GAMES), ("扫码进群领券", "ad", TRAVEL),
+    ("威信 1 3 8 1 2 3 4 5 6 7 8", "ad", GAMES), ("代理招募，一件代发", "ad", TRAVEL),
+    ("有人知道怎么装模组吗？", "question", GAMES), ("服务器ip是多少？", "question", GAMES),
+    ("故宫门票怎么买？", "question", TRAVEL), ("有推荐的民宿吗", "question", TRAVEL),
+    ("求推荐光影包", "question", GAMES), ("去三亚坐高铁方便吗？", "question", TRAVEL),
+    ("红石电路要先接中继器", "on_topic", GAMES), ("模组和材质包要对应版本", "on_topic", GAMES),
+    ("服务器今晚重启更新插件", "on_topic", GAMES), ("末影龙打完记得拿龙蛋", "on_topic", GAMES),
+    ("故宫周一闭馆，门票要提前预约", "on_topic", TRAVEL), ("这家酒店离景区很近", "on_topic", TRAVEL),
+    ("民宿老板推荐的餐馆不错", "on_topic", TRAVEL), ("高铁比飞机方便多了", "on_topic", TRAVEL),
+    ("早上好", "off_topic", GAMES), ("哈哈哈", "off_topic", TRAVEL), ("收到", "off_topic", GAMES),
+    ("[表情]", "off_topic", TRAVEL), ("今晚吃火锅吗", "off_topic", GAMES), ("晚安", "off_topic", TRAVEL),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    ex = [Example(t, lab, top, "tiny", 1.0) for t, lab, top in TINY]
+    # contrast copies: the same on-topic talk in the other group is off-topic
+    ex += [Example(t, "off_topic", TRAVEL if top == GAMES else GAMES, "tiny+contrast", 1.0)
+           for t, lab, top in TINY if lab == "on_topic"]
+    return LinearClassifier(min_df=1, folds=2).fit(ex)
+
+
+def test_tiny_model_implements_the_interface(tiny_model):
+    assert isinstance(tiny_model, Classifier)
+    one = tiny_model.predict("加V：xyz789 免费领资料", topic=GAMES)
+    assert isinstance(one, Prediction) and one.label == "ad"
+    assert set(one.probs) == set(LABELS) and abs(sum(one.probs.values()) - 1) < 1e-5
+    assert 0.0 <= one.relevance <= 1.0 and one.explanation
+    many = tiny_model.predict(["早上好", "故宫门票怎么买？"], topic=TRAVEL)
+    assert [p.label for p in many] == ["off_topic", "question"]
+    probs, rel = tiny_model.predict_proba(["早上好", "故宫门票怎么买？"], TRAVEL)
+    assert probs.shape == (2, 4) and rel.shape == (2,)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert tiny_model.predict([], topic=TRAVEL) == []
+
+
+def test_save_load_gives_identical_predictions(tiny_model, tmp_path):
+    tiny_model.save(tmp_path / "m", training={"rows": len(TINY)}, metrics={})
+    again = load_model(tmp_path / "m")
+    texts = [t for t, _, _ in TINY] + ["完全没见过的一句话", "vx同号"]
+    for topic in (GAMES, TRAVEL, None):
+        a, ra = tiny_model.predict_proba(texts, topic)
+        b, rb = again.predict_proba(texts, topic)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ra, rb)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
+    assert meta["labels"] == list(LABELS) and meta["backend"] == "linear"
+    assert {"scikit-learn", "jieba", "numpy"} <= set(meta["versions"])
+    assert meta["segmentation"]["user_words"] and meta["training"] == {"rows": len(TINY)}
+
+
+def test_model_directory_holds_no_pickle(tiny_model, tmp_path):
+    tiny_model.save(tmp_path / "m", training={}, metrics={})
+    with np.load(tmp_path / "m" / "weights.npz", allow_pickle=False) as w:
+        assert all(w[k].dtype != object for k in w.files)
+    assert not list((tmp_path / "m").glob("*.pkl")) and not list((tmp_path / "m").glob("*.joblib"))
+
+
+def test_broken_model_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(GroupscoreError, match="no model.json"):
+        load_model(tmp_path)
+    (tmp_path / "model.json").write_text('{"backend": "linear", "format": 2}', encoding="utf-8")
+    with pytest.raises(GroupscoreError, match="cannot load"):
+        load_model(tmp_path)
+
+
+def test_training_rejects_unknown_or_missing_labels():
+    with pytest.raises(GroupscoreError, match="unknown label"):
+        LinearClassifier().fit([Example("x", "spam")])
+    with pytest.raises(GroupscoreError, match="no example of"):
+        LinearClassifier().fit([Example("早上好", "off_topic"), Example("加V领资料", "ad")])
+
+
+def test_split_is_stable_and_by_text():
+    assert stable_bucket("早上好") == stable_bucket("早上好")
+    assert is_validation("早上好") == is_validation("早上好 ")  # normalised text decides
+    assert 0 <= stable_bucket("任何一句话") < 100
+
+
+def test_augmented_ads_are_marked_and_never_validated():
+    if not SHARED.is_dir():
+        pytest.skip("shared datasets not available")
+    s = build_splits(SHARED, n_augmented_ads=50)
+    gen = [e for e in s.train if e.generated]
+    assert len(gen) == 50 and all(e.label == "ad" and e.source == "augmented_ads" for e in gen)
+    assert all(not e.generated for v in s.val.values() for e in v)
+    assert "augmented_ads" not in s.val
+    assert s.summary["train_generated"] == 50
+    qq_val = {e.text for e in s.val["qq_group"]}
+    assert qq_val and not qq_val & {e.text for e in s.train if e.source == "qq_group"}
+
+
+def test_augmentation_obfuscates_contacts():
+    ads = augment_ads(300, seed=1)
+    assert len(set(ads)) > 250
+    assert any(" " in a and any(c.isdigit() for c in a) for a in ads)  # spaced digits
+    assert any(any("０" <= c <= "９" for c in a) for a in ads)  # full-width digits
+
+
+# ---- the shipped model -------------------------------------------------------------------
+needs_default = pytest.mark.skipif(not (ROOT / "models" / "default" / "model.json").exists(),
+                                   reason="models/default not built")
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_model()
+
+
+@needs_default
+@pytest.mark.parametrize(
+    "text, home, elsewhere",
+    [
+        ("这家酒店的评分是4.4分。", "旅游 出行 景点 酒店", ["电影 影视 演员 导演", "我的世界 Minecraft 服务器"]),
+        ("11首，整张专辑播放完要48分12秒。", "音乐 歌曲 歌手 专辑", ["电影 影视 演员 导演", "我的世界 Minecraft 服务器"]),
+        ("我们上周做了裂变活动，转化率从3%涨到了8%", "私域运营 社群 用户增长", ["旅游 出行 景点 酒店", "音乐 歌曲 歌手 专辑"]),
+    ],
+)
+def test_same_message_follows_the_topic(default, text, home, elsewhere):
+    at_home = default.predict(text, topic=home)
+    assert at_home.label == "on_topic", at_home
+    for other in elsewhere:
+        away = default.predict(text, topic=other)
+        assert away.label == "off_topic", (other, away)
+        assert away.relevance < at_home.relevance
+
+
+@needs_default
+def test_spec_examples(default):
+    topic = default.make_topic("私域运营 社群 用户增长 企业微信")
+    cases = {
+        "加V：abc123 免费领资料": "ad", "兼职刷单日结200": "ad", "扫码进群领券": "ad",
+        "威信 1 3 8 x x x": "ad", "代理招募，一件代发": "ad", "出二手账号 100r 私聊": "ad", "扩列加我": "ad",
+        "私域转化率一般怎么算？": "question", "有人用过企业微信的群发吗": "question",
+        "求推荐一本讲用户增长的书": "question",
+        "我们上周做了裂变活动，转化率从3%涨到了8%": "on_topic",
+        "早上好": "off_topic", "哈哈哈": "off_topic", "收到": "off_topic", "[表情]": "off_topic",
+        "今晚吃火锅吗": "off_topic", "某明星又离婚了": "off_topic",
+    }
+    got = {t: p.label for t, p in zip(cases, default.predict(list(cases), topic=topic))}
+    assert got == cases
+    ad = default.predict("加V：abc123 免费领资料", topic=topic)
+    assert any("contact" in e or "CONTACT" in e for e in ad.explanation)
+    for q in ("私域转化率一般怎么算？", "有人用过企业微信的群发吗"):
+        assert default.predict(q, topic=topic).relevance >= 0.5  # on-topic question: effective
+
+
+@needs_default
+def test_default_model_on_held_out_qq_group(default):
+    """Regression guard on real chat the model never trained on (figures in the README)."""
+    if not SHARED.is_dir():
+        pytest.skip("shared datasets not available")
+    rows = [json.loads(l) for l in (SHARED / "qq_group_train.jsonl").open(encoding="utf-8")]
+    val = [r for r in rows if is_validation(r["text"])]
+    probs, _ = default.predict_proba([r["text"] for r in val], GAMES)
+    m = evaluate_labels([r["label"] for r in val], [LABELS[i] for i in probs.argmax(1)])
+    assert m["macro_f1"] >= 0.62 and m["per_class"]["ad"]["precision"] >= 0.9, m
+
+
+def test_importing_the_package_does_not_import_torch():
+    code = "import classifier, classifier.linear, classifier.pipeline, sys; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
