@@ -24,7 +24,7 @@ from classifier.formats.textio import sniff_encoding
 from classifier.records import Message
 
 SAMPLES = Path(__file__).resolve().parent.parent / "datasets" / "samples"
-DISCORD_CSV = "方块世界服务器 - 闲聊交流 [920000000000000002].csv"
+DISCORD_CSV = "方块世界服务器 - 建筑交流 [920000000000000003].csv"
 SAMPLE_FORMATS = {
     "私域运营交流群_utf8.csv": "wechatmsg_csv",
     "私域运营交流群.txt": "wechatmsg_txt",
@@ -188,7 +188,7 @@ def test_discord_json_fields():
 
 def test_discord_csv_fields():
     msgs, _ = read(SAMPLES / DISCORD_CSV)
-    assert {m.group for m in msgs} == {"方块世界服务器 - 闲聊交流"}  # " [channel id]" dropped
+    assert {m.group for m in msgs} == {"方块世界服务器 - 建筑交流"}  # " [channel id]" dropped
     assert (msgs[2].kind, msgs[2].text, msgs[2].sender_id) == ("image", "[图片]", "900000000000000107")
     assert msgs[1].kind == "system" and msgs[7].kind == "system"
     assert msgs[14].kind == "video"
