@@ -121,7 +121,7 @@ def stage_score(a) -> dict:
     load_s = time.perf_counter() - t_load
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        report = score_exports(a.inputs, clf, topic=a.topic, out_dir=out, progress=False)
+        report = score_exports(a.inputs, clf, topic=a.topic, out_dir=out, progress=False, jobs=a.jobs)
         dt = time.perf_counter() - t0
         size = (Path(out) / "messages.jsonl").stat().st_size
     return {"messages": report["records"], "seconds": dt, "load_seconds": load_s, "jsonl_mb": size / 1e6,
@@ -162,7 +162,7 @@ STAGES = {"read": stage_read, "anchor": stage_anchor, "predict": stage_predict, 
 def run_stage(name: str, a) -> dict:
     """Run one stage in a fresh interpreter; returns its JSON result plus peak RSS."""
     cmd = [sys.executable, __file__, *a.inputs, "--stage", name, "--topic", a.topic or "",
-           "--latency-n", str(a.latency_n)]
+           "--latency-n", str(a.latency_n), "--jobs", str(a.jobs)]
     if a.model:
         cmd += ["--model", str(a.model)]
     if a.limit:
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", default="read,anchor,predict,score,latency")
     ap.add_argument("--limit", type=int, default=None, help="anchor/predict: at most this many texts")
     ap.add_argument("--latency-n", type=int, default=2000)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="score: classifying processes")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--stage", default=None, help=argparse.SUPPRESS)  # internal: run one stage here
     a = ap.parse_args(argv)

@@ -28,23 +28,28 @@ replaced by ``[system]``. Group names are kept.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
 import secrets
 import time as _time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 import orjson
 
 from . import __version__
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
 from .records import Message
-from .scoring import INDUCE_MESSAGES, TOPIC_KINDS, GroupScorer, PredictionCache, classify_batch, resolve_topic
+from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
+                      classify_batch, distinct_index, resolve_topic)
 
 DEFAULT_BATCH = 4096
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -178,6 +183,58 @@ def rewrite_mentions(text: str, names: Mapping[str, str], longest: int) -> str:
     return "".join(out)
 
 
+# ---------------------------------------------------------------------- worker processes
+# The classifier the workers use: set in the parent just before the pool forks, so every worker
+# inherits the loaded model copy-on-write instead of unpickling or reloading it.
+_WORKER_CLASSIFIER: Classifier | None = None
+
+
+def _classify_in_worker(texts: list[str], topic: Topic) -> tuple[np.ndarray, np.ndarray]:
+    assert _WORKER_CLASSIFIER is not None, "worker started without a classifier"
+    return _predict_checked(_WORKER_CLASSIFIER, texts, topic)
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def effective_jobs(jobs: int | None, classifier: Classifier) -> int:
+    """Worker processes to classify with; 1 means the serial in-process path.
+
+    ``None`` → ``os.cpu_count()``. Serial when the platform cannot fork, and for the transformer
+    backend (torch already spreads one batch over every core, and forking after torch has
+    started its thread pool is unsafe).
+
+    >>> effective_jobs(1, object())
+    1
+    """
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 1:
+        raise GroupscoreError(f"--jobs must be at least 1, got {jobs}")
+    if jobs == 1 or not _can_fork() or getattr(classifier, "backend", "") == "transformer":
+        return 1
+    return jobs
+
+
+class _Job:
+    """The not-yet-cached distinct texts of one batch, classified in a worker."""
+
+    __slots__ = ("topic", "texts", "pending", "probs", "relevance")
+
+    def __init__(self, topic: Topic) -> None:
+        self.topic = topic
+        self.texts: list[str] = []
+        self.pending: Any = None
+        self.probs: np.ndarray | None = None
+        self.relevance: np.ndarray | None = None
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.probs, self.relevance = self.pending.get()
+            self.pending = None
+
+
 # ---------------------------------------------------------------------- the run
 @dataclass
 class _Group:
@@ -203,8 +260,16 @@ class _Run:
         out: Any | None,
         batch_size: int,
         relevance_threshold: float,
+        pool: Any | None = None,
+        depth: int = 2,
     ) -> None:
         self.classifier = classifier
+        # With a worker pool: batches in flight (submitted, consumed in order) and, per topic,
+        # the texts a worker is already classifying (so a repeat in the next batch waits for it).
+        self.pool = pool
+        self.depth = depth
+        self._queue: deque = deque()
+        self._inflight: dict[int, dict[str, tuple[_Job, int]]] = {}
         self.config = validate_groups_config(dict(groups_config)) if groups_config else {}
         self.topic_text = topic
         self._shared_topic: Topic | None = None
@@ -237,6 +302,18 @@ class _Run:
         return g
 
     def flush(self, g: _Group) -> None:
+        batch = self._prepare(g)
+        if not batch:
+            return
+        if self.pool is None:
+            self._emit(g, batch, classify_batch(self.classifier, batch, g.topic, self._cache_for(g.topic)))
+            return
+        self._submit(g, batch)
+        while len(self._queue) > self.depth:
+            self._drain_one()
+
+    def _prepare(self, g: _Group) -> list[Message]:
+        """Take the group's pending batch: topic, scorer and pseudonyms settled, in input order."""
         batch, g.pending = g.pending, []
         if g.topic is None:
             g.topic = resolve_topic(self.classifier, None, [m.text for m in batch if m.kind in TOPIC_KINDS])
@@ -248,9 +325,10 @@ class _Run:
                                    relevance_threshold=self.threshold)
         if self.pseudo is not None:
             batch = self._anonymize(g, batch)
-        if not batch:
-            return
-        cb = classify_batch(self.classifier, batch, g.topic, self._cache_for(g.topic))
+        return batch
+
+    def _emit(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
+        """Aggregate one classified batch and append its messages.jsonl lines."""
         scorer = g.scorer
         add = scorer.add
         labels, rel = cb.labels, cb.relevance.tolist()
@@ -270,6 +348,67 @@ class _Run:
         if self.out is not None:
             lines.append(b"")
             self.out.write(b"\n".join(lines))
+
+    # ---- parallel classification: batches in flight, consumed strictly in submission order
+    def _submit(self, g: _Group, batch: list[Message]) -> None:
+        """Send the batch's distinct texts that are neither cached nor in flight to a worker."""
+        cache = self._cache_for(g.topic)
+        inflight = self._inflight.setdefault(id(g.topic), {})
+        index, texts = distinct_index(batch)
+        # Where each distinct text's row comes from: a cached row (copied now, the cache may be
+        # cleared before this batch is consumed), an earlier job's row, or this job's row.
+        sources: list[tuple[Any, Any]] = []
+        todo: list[str] = []
+        job = _Job(g.topic)
+        rows = cache.rows
+        for t in texts:
+            hit = rows.get(t)
+            if hit is not None:
+                sources.append((None, hit))
+                continue
+            prev = inflight.get(t)
+            if prev is not None:
+                sources.append(prev)
+                continue
+            inflight[t] = ref = (job, len(todo))
+            todo.append(t)
+            sources.append(ref)
+        cache.hits += len(texts) - len(todo)
+        cache.misses += len(todo)
+        job.texts = todo
+        if todo:
+            job.pending = self.pool.apply_async(_classify_in_worker, (todo, g.topic))
+        self._queue.append((g, batch, index, sources, job))
+
+    def _drain_one(self) -> None:
+        g, batch, index, sources, job = self._queue.popleft()
+        job.wait()
+        n = len(sources)
+        probs = np.empty((n, len(LABELS)), dtype=float)
+        relevance = np.empty(n, dtype=float)
+        for k, (src, pos) in enumerate(sources):
+            if src is None:  # cached (probs row, relevance)
+                probs[k], relevance[k] = pos
+            else:  # this job or an earlier one, which was consumed first
+                probs[k], relevance[k] = src.probs[pos], src.relevance[pos]
+        if job.texts:
+            cache = self._cache_for(g.topic)
+            inflight = self._inflight[id(g.topic)]
+            rows = cache.rows
+            if len(rows) + len(job.texts) > cache.max_items:
+                rows.clear()  # start over rather than grow: memory stays flat
+            rel_list = job.relevance.tolist()
+            for i, t in enumerate(job.texts):
+                if i < cache.max_items:
+                    rows[t] = (job.probs[i], rel_list[i])
+                if inflight.get(t, (None,))[0] is job:
+                    del inflight[t]
+        labels = [LABELS[j] for j in probs.argmax(axis=1)] if n else []
+        self._emit(g, batch, ClassifiedBatch(index, labels, probs, relevance))
+
+    def drain(self) -> None:
+        while self._queue:
+            self._drain_one()
 
     def _cache_for(self, topic: Topic) -> PredictionCache:
         hit = self._caches.get(id(topic))
@@ -322,11 +461,10 @@ class _Run:
         return out
 
     def finish(self) -> list[dict[str, Any]]:
-        results = []
         for g in self.groups.values():
             self.flush(g)
-            results.append(g.scorer.result())
-        return results
+        self.drain()
+        return [g.scorer.result() for g in self.groups.values()]
 
 
 _SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"system":true'
@@ -360,11 +498,13 @@ def score_stream(
     batch_size: int = DEFAULT_BATCH,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     inputs: list[dict[str, Any]] | None = None,
+    jobs: int | None = 1,
 ) -> dict[str, Any]:
     """Score an already-read stream of records (any mix of groups); see :func:`score_exports`."""
     from .report import render_html, write_report_json
 
     started = _time.perf_counter()
+    jobs = effective_jobs(jobs, classifier)
     out_path = Path(out_dir) if out_dir is not None else None
     handle = None
     if out_path is not None:
@@ -373,9 +513,13 @@ def score_stream(
             handle = open(out_path / "messages.jsonl", "wb")
         except OSError as err:
             raise GroupscoreError(f"cannot write to output directory {out_path}: {err}") from None
+    pool = _start_pool(classifier, jobs) if jobs > 1 else None
+    # Batches in flight: enough to keep every worker busy while this process reads the next
+    # batch and aggregates/writes the oldest one.
     run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
                anonymize_key=anonymize_key, out=handle, batch_size=batch_size,
-               relevance_threshold=relevance_threshold)
+               relevance_threshold=relevance_threshold, pool=pool, depth=jobs + 1)
+    ok = False
     try:
         with _progress(progress) as tick:
             # _Run.add inlined: this loop runs once per message.
@@ -393,7 +537,10 @@ def score_stream(
             run.records = n
             tick(n)
             groups = run.finish()
+        ok = True
     finally:
+        if pool is not None:
+            _stop_pool(pool, graceful=ok)
         if handle is not None:
             handle.close()
 
@@ -439,6 +586,7 @@ def score_exports(
     progress: bool = True,
     batch_size: int = DEFAULT_BATCH,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    jobs: int | None = 1,
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 
@@ -446,6 +594,10 @@ def score_exports(
     first appearance), ``inputs`` (``path``, ``format``, ``read``, ``skipped``, ``errors`` per
     file), ``model``, ``settings``, ``generated_at``, ``warnings``. With ``out_dir`` it writes
     ``report.json``, ``messages.jsonl`` and ``report.html`` there.
+
+    ``jobs``: processes that classify (``None``: one per core; ``1``: all in this process).
+    With more than one, this process reads, aggregates and writes while forked workers classify
+    the distinct texts of the next batches; outputs are byte-identical to the serial run.
     """
     from .formats import ReadStats, iter_messages
 
@@ -465,7 +617,29 @@ def score_exports(
     return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
                         progress=progress, batch_size=batch_size,
-                        relevance_threshold=relevance_threshold, inputs=inputs)
+                        relevance_threshold=relevance_threshold, inputs=inputs, jobs=jobs)
+
+
+def _start_pool(classifier: Classifier, jobs: int):
+    global _WORKER_CLASSIFIER
+    _WORKER_CLASSIFIER = classifier
+    # Objects alive now (the model above all) move to a permanent generation, so the cyclic
+    # collector never writes to their pages in a worker: the model stays shared copy-on-write.
+    gc.collect()
+    gc.freeze()
+    try:
+        return multiprocessing.get_context("fork").Pool(jobs)
+    finally:
+        gc.unfreeze()
+        _WORKER_CLASSIFIER = None
+
+
+def _stop_pool(pool, graceful: bool) -> None:
+    if graceful:
+        pool.close()
+    else:
+        pool.terminate()
+    pool.join()
 
 
 class _progress:

@@ -564,6 +564,28 @@ class PredictionCache:
         self.misses = 0
 
 
+def distinct_index(messages: Sequence[Message]) -> tuple[list[int], list[str]]:
+    """``(index, texts)``: the distinct texts of the non-system messages, in first-seen order,
+    and per message its text's position in ``texts`` (``-1`` for system records).
+
+    >>> from classifier.records import Message
+    >>> distinct_index([Message(text="a"), Message(text="b"), Message(text="a"), Message(text="x", kind="system")])
+    ([0, 1, 0, -1], ['a', 'b'])
+    """
+    distinct: dict[str, int] = {}
+    index: list[int] = []
+    append = index.append
+    for m in messages:
+        if m.kind == "system":
+            append(-1)
+        else:
+            i = distinct.get(m.text)
+            if i is None:
+                i = distinct[m.text] = len(distinct)
+            append(i)
+    return index, list(distinct)
+
+
 def classify_batch(
     classifier: Classifier,
     messages: Sequence[Message],
@@ -574,19 +596,9 @@ def classify_batch(
 
     With ``cache`` (one per topic), texts classified in earlier batches are not classified again.
     """
-    distinct: dict[str, int] = {}
-    index: list[int] = []
-    for m in messages:
-        if m.kind == "system":
-            index.append(-1)
-        else:
-            i = distinct.get(m.text)
-            if i is None:
-                i = distinct[m.text] = len(distinct)
-            index.append(i)
-    if not distinct:
+    index, texts = distinct_index(messages)
+    if not texts:
         return ClassifiedBatch(index, [], np.zeros((0, len(LABELS))), np.zeros(0))
-    texts = list(distinct)
     if cache is None:
         probs, relevance = _predict_checked(classifier, texts, topic)
     else:

@@ -150,11 +150,11 @@ def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     xw = _ref_transform(clf.word_vocab_.index, clf.word_vocab_.idf, words)
     xq = sp.csr_matrix(cue_matrix(norms).astype(np.float64) * clf.cue_scale)
     t = clf._resolve_topic(topic)
-    try:  # the relevance block is not part of the fast path; compute it as the model does
-        rel = clf._rel_block(toks, t, norms)
-    except TypeError:
-        rel = clf._rel_block(toks, t)
-    X = sp.hstack([xc, xw, xq, sp.csr_matrix(rel)], format="csr")
+    X = sp.hstack([xc, xw, xq], format="csr")
+    # The relevance math is not part of the fast path: computed as the model defines it, from the
+    # reference feature matrix (its domain classifier reads the n-gram and cue columns).
+    rel = clf._rel_features(X.astype(np.float32).tocsr(), toks, norms, t) * clf.rel_scale
+    X = sp.hstack([X, sp.csr_matrix(rel)], format="csr")
     return X @ clf.coef_.T.astype(np.float64) + clf.intercept_
 
 
