@@ -22,16 +22,16 @@ import platform
 import random
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from classifier import LABELS, GroupscoreError  # noqa: E402
+from classifier import GroupscoreError  # noqa: E402
 from classifier.base import Classifier, Example  # noqa: E402
 from classifier.evaluation import evaluate_labels  # noqa: E402
+from classifier.training import predict_labels  # noqa: E402
 
 MAIN_SOURCE = "qq_group"
 
@@ -46,19 +46,6 @@ def subsample(train: Sequence[Example], max_train: int | None, seed: int) -> lis
     if len(main) >= max_train:
         return random.Random(seed).sample(main, max_train)
     return main + random.Random(seed).sample(rest, max_train - len(main))
-
-
-def predict_labels(clf: Classifier, examples: Sequence[Example]) -> list[str]:
-    """Predictions in input order; one ``predict_proba`` call per topic (batching stays real)."""
-    by_topic: dict[str, list[int]] = defaultdict(list)
-    for i, ex in enumerate(examples):
-        by_topic[ex.topic].append(i)
-    out = [""] * len(examples)
-    for topic, idx in by_topic.items():
-        probs, _ = clf.predict_proba([examples[i].text for i in idx], topic or None)
-        for i, row in zip(idx, probs.argmax(axis=1)):
-            out[i] = LABELS[int(row)]
-    return out
 
 
 def throughput(clf: Classifier, texts: Sequence[str], topic: str) -> float:

@@ -9,7 +9,6 @@ Public API (no CLI or server involved)::
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from .base import (
     GroupscoreError,
     Prediction,
     Topic,
+    read_model_json,
 )
 from .records import Message
 
@@ -72,13 +72,7 @@ def load_model(path: str | Path | None = None) -> Classifier:
     Nothing in a model directory is executed: weights are ``.npz``/safetensors, the rest JSON.
     """
     model_dir = Path(path) if path else default_model_dir()
-    meta_path = model_dir / "model.json"
-    if not meta_path.is_file():
-        raise GroupscoreError(f"not a groupscore model directory (no model.json): {model_dir}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise GroupscoreError(f"cannot read {meta_path}: {err}") from None
+    meta = read_model_json(model_dir)
     backend = meta.get("backend", "linear")
     if backend == "linear":
         from .linear import LinearClassifier
@@ -88,4 +82,4 @@ def load_model(path: str | Path | None = None) -> Classifier:
         from .transformer import TransformerClassifier  # imports torch lazily, with an install hint
 
         return TransformerClassifier.load(model_dir)
-    raise GroupscoreError(f"unknown backend {backend!r} in {meta_path}")
+    raise GroupscoreError(f"unknown backend {backend!r} in {model_dir / 'model.json'}")

@@ -106,6 +106,22 @@ class Classifier(Protocol):
         """Write a model directory that :func:`classifier.load_model` reads back."""
 
 
+def read_model_json(model_dir: str | Path) -> dict[str, Any]:
+    """The ``model.json`` of a model directory, or a one-line :class:`GroupscoreError`."""
+    import json
+
+    meta_path = Path(model_dir) / "model.json"
+    if not meta_path.is_file():
+        raise GroupscoreError(f"not a groupscore model directory (no model.json): {model_dir}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise GroupscoreError(f"cannot read {meta_path}: {err}") from None
+    if not isinstance(meta, dict):
+        raise GroupscoreError(f"{meta_path}: expected a JSON object")
+    return meta
+
+
 def label_from_probs(probs: np.ndarray) -> list[str]:
     """Arg-max label per row of a ``[n, 4]`` probability array."""
     return [LABELS[i] for i in np.asarray(probs).argmax(axis=1)]

@@ -62,32 +62,19 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _read_jsonl_rows(path: str):
+def _read_jsonl_rows(path: str) -> list[dict]:
     """Rows of a JSONL file (or stdin for ``-``); every line must be an object with ``text``."""
-    import json
     import sys
 
+    from .data import iter_jsonl_rows
+
     if path == "-":
-        lines = sys.stdin
-        name = "<stdin>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise GroupscoreError(f"no such file: {p}")
-        lines = p.open(encoding="utf-8-sig")
-        name = str(p)
-    rows = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise GroupscoreError(f"{name}:{lineno}: not valid JSON") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise GroupscoreError(f"{name}:{lineno}: expected a JSON object with a 'text' string")
-        rows.append(row)
-    return rows
+        return list(iter_jsonl_rows(sys.stdin, "<stdin>"))
+    p = Path(path)
+    if not p.is_file():
+        raise GroupscoreError(f"no such file: {p}")
+    with p.open(encoding="utf-8-sig") as f:
+        return list(iter_jsonl_rows(f, str(p)))
 
 
 def _topic_for(clf, topic: Optional[str], texts: List[str]):

@@ -41,9 +41,6 @@ DOMAIN_TOPICS: dict[str, tuple[str, ...]] = {
     "music": ("音乐 歌曲 歌手 专辑", "音乐", "听歌 歌手 乐队 交流"),
     "gamedev": ("游戏开发 Egret 白鹭引擎 H5 编程", "游戏开发", "Egret 引擎 开发者交流 TypeScript"),
 }
-DOMAIN_NAMES = {
-    "games": "games", "travel": "travel", "film": "film", "music": "music", "gamedev": "gamedev",
-}
 
 # How much each pool counts in training. The only real group chat (qq_group) dominates;
 # weak-labelled pools help with register and vocabulary but are noisy.
@@ -96,16 +93,22 @@ def read_labelled(path: str | Path) -> Iterator[dict]:
             yield from reader
         return
     with path.open(encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise GroupscoreError(f"{path}:{lineno}: not valid JSON") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise GroupscoreError(f"{path}:{lineno}: expected an object with a 'text' string")
-            yield row
+        yield from iter_jsonl_rows(f, str(path))
+
+
+def iter_jsonl_rows(lines: Iterable[str], name: str) -> Iterator[dict]:
+    """JSON objects with a ``text`` string, one per non-empty line; the first bad line is a
+    one-line :class:`GroupscoreError` naming ``name:line``."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise GroupscoreError(f"{name}:{lineno}: not valid JSON") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise GroupscoreError(f"{name}:{lineno}: expected a JSON object with a 'text' string")
+        yield row
 
 
 def examples_from_file(path: str | Path, default_topic: str = "") -> list[Example]:
@@ -211,7 +214,7 @@ def build_splits(
         "train_generated": n_gen,
         "train_generated_share": round(n_gen / max(1, len(train)), 4),
         "train_contrastive_copies": sum(1 for e in train if e.source.endswith("+contrast")),
-        "train_label_counts": {lab: sum(1 for e in train if e.label == lab) for lab in LABELS},
+        "train_label_counts": label_counts(train),
     }
     return Splits(train=train, val=val, summary=summary)
 
@@ -330,10 +333,6 @@ def augment_ads(n: int, seed: int = 13) -> list[str]:
             t = t.translate(_HOMOGLYPH)
         out.append(t)
     return out
-
-
-def iter_texts(examples: Iterable[Example]) -> list[str]:
-    return [e.text for e in examples]
 
 
 def label_counts(examples: Sequence[Example]) -> dict[str, int]:

@@ -72,8 +72,29 @@ def format_report(m: dict, title: str = "") -> str:
     mf = m["macro_f1"]
     acc = m["accuracy"]
     lines.append(f"macro-F1 {mf:.3f}   accuracy {acc:.3f}   n={m['n']}" if mf is not None else f"n={m['n']}")
+    if m.get("calibration_error") is not None:
+        lines.append(f"expected calibration error {m['calibration_error']:.3f}")
     lines.append("confusion (rows gold, columns predicted):")
     lines.append(" " * 10 + "".join(f"{lab[:9]:>10}" for lab in labels))
     for lab, row in zip(labels, m["confusion"]):
         lines.append(f"{lab:<10}" + "".join(f"{v:>10}" for v in row))
     return "\n".join(lines)
+
+
+def calibration_error(probs, gold: Sequence[str], labels: Sequence[str] = LABELS, bins: int = 10) -> float:
+    """Expected calibration error of the top label: |accuracy − confidence| averaged over
+    confidence bins, weighted by bin size (0 = perfectly calibrated)."""
+    import numpy as np
+
+    p = np.asarray(probs, dtype=np.float64)
+    if len(p) == 0:
+        return 0.0
+    conf = p.max(axis=1)
+    correct = np.array([labels[i] == g for i, g in zip(p.argmax(axis=1), gold)], dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    err = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            err += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return round(float(err), 4)

@@ -153,6 +153,7 @@ class LinearClassifier:
         max_iter: int = 2000,
         seed: int = 0,
         hmm: bool = True,
+        calibrate: bool = True,
     ) -> None:
         self.C = C
         self.char_range = tuple(char_range)
@@ -164,6 +165,8 @@ class LinearClassifier:
         self.folds = folds
         self.max_iter = max_iter
         self.seed = seed
+        self.calibrate = calibrate
+        self.temperature_ = 1.0
         self.labels: tuple[str, ...] = LABELS
         self.segmenter = Segmenter(hmm=hmm)
         self._topic_cache: OrderedDict[str, Topic] = OrderedDict()
@@ -327,6 +330,7 @@ class LinearClassifier:
         lr.fit(X, y, sample_weight=w)
         self.coef_ = lr.coef_.astype(np.float32)
         self.intercept_ = lr.intercept_.astype(np.float32)
+        self.temperature_ = self._fit_temperature(X, y, w, examples, len(R)) if self.calibrate else 1.0
         self.meta_ = {
             "trained_seconds": round(time.time() - t0, 1),
             "n_examples": len(examples),
@@ -334,6 +338,46 @@ class LinearClassifier:
         }
         self._topic_cache.clear()
         return self
+
+    def _fit_temperature(self, X, y, w, examples, n_orig: int) -> float:
+        """Temperature scaling on out-of-fold logits of the real messages that count most.
+
+        An L2-regularised model fitted on its own rows is over-confident on new chat; one
+        temperature, fitted on logits of rows the model did not see, fixes the scale of the
+        probabilities without changing any arg-max label.
+        """
+        from scipy.optimize import minimize_scalar
+        from sklearn.linear_model import LogisticRegression
+
+        from .data import stable_bucket
+
+        wmax = max(e.weight for e in examples[:n_orig])
+        calib = np.array([
+            i < n_orig and not e.generated and not e.source.endswith("+contrast") and e.weight >= 0.5 * wmax
+            for i, e in enumerate(examples)
+        ])
+        if calib.sum() < 30:
+            return 1.0
+        fold = np.array([stable_bucket(e.text) % 3 for e in examples])
+        Z, Y = [], []
+        for k in range(3):
+            rows, held = fold != k, calib & (fold == k)
+            if not held.any() or len(set(y[rows])) < len(LABELS):
+                continue
+            m = LogisticRegression(C=self.C, max_iter=self.max_iter, solver="lbfgs")
+            m.fit(X[rows], y[rows], sample_weight=w[rows])
+            Z.append(m.decision_function(X[held]))
+            Y.append(y[held])
+        if not Z:
+            return 1.0
+        Z, Y = np.vstack(Z), np.concatenate(Y)
+
+        def nll(t: float) -> float:
+            z = Z / t
+            z = z - z.max(axis=1, keepdims=True)
+            return float(-(z[np.arange(len(Y)), Y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+        return round(float(minimize_scalar(nll, bounds=(0.3, 10.0), method="bounded").x), 4)
 
     # ---- topic ---------------------------------------------------------------------
     def make_topic(self, description: str | None = None, texts: Sequence[str] | None = None) -> Topic:
@@ -365,7 +409,7 @@ class LinearClassifier:
         norms, toks, X = self._text_features(texts)
         R = self._rel_features(X, toks, norms, t)
         X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
-        return X @ self.coef_.T + self.intercept_, X, self._relevance_from(R)
+        return (X @ self.coef_.T + self.intercept_) / self.temperature_, X, self._relevance_from(R)
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, str):
@@ -441,6 +485,7 @@ class LinearClassifier:
             dom_intercept=self.dom_intercept_,
             rel_coef=self.rel_coef_,
             rel_intercept=np.asarray([self.rel_intercept_], dtype=np.float32),
+            temperature=np.asarray([self.temperature_], dtype=np.float32),
         )
         (path / "vocab.json").write_text(
             json.dumps({"char": self.char_vocab_.names(), "word": self.word_vocab_.names()}, ensure_ascii=False),
@@ -457,7 +502,7 @@ class LinearClassifier:
                 "C": self.C, "char_range": list(self.char_range), "min_df": self.min_df,
                 "max_char_features": self.max_char_features, "max_word_features": self.max_word_features,
                 "cue_scale": self.cue_scale, "rel_scale": self.rel_scale, "folds": self.folds,
-                "seed": self.seed,
+                "seed": self.seed, "temperature": self.temperature_,
             },
             "features": {
                 "char_ngrams": len(self.char_vocab_.index),
@@ -495,6 +540,7 @@ class LinearClassifier:
                 char_idf, word_idf = w["char_idf"], w["word_idf"]
                 dom_coef, dom_intercept = w["dom_coef"], w["dom_intercept"]
                 rel_coef, rel_intercept = w["rel_coef"], w["rel_intercept"]
+                temperature = float(w["temperature"][0])
         except (OSError, ValueError, KeyError) as err:
             raise GroupscoreError(f"cannot load linear model from {path}: {err}") from None
         if meta.get("format") != MODEL_FORMAT:
@@ -516,6 +562,7 @@ class LinearClassifier:
         clf.domains_ = list(meta.get("features", {}).get("domains", []))
         clf.dom_coef_, clf.dom_intercept_ = dom_coef.astype(np.float32), dom_intercept.astype(np.float32)
         clf.rel_coef_, clf.rel_intercept_ = rel_coef.astype(np.float32), np.float32(rel_intercept[0])
+        clf.temperature_ = temperature
         if dom_coef.shape[0] != len(clf.domains_) + 1:
             raise GroupscoreError(f"{path}: domain weights do not match the domain list")
         expected = len(vocab["char"]) + len(vocab["word"]) + len(CUE_NAMES) + len(REL_NAMES)

@@ -23,7 +23,7 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -274,18 +274,3 @@ def _topic_matcher(topic: Topic) -> tuple[dict[str, float], "re.Pattern[str] | N
     multi = sorted((t for t in w if len(t) > 1), key=len, reverse=True)
     rx = re.compile("|".join(re.escape(t) for t in multi)) if multi else None
     return w, rx
-
-
-def topic_from_arg(topic: Topic | str | None) -> tuple[Topic | None, str | None]:
-    """Split a predict() topic argument into (ready Topic, or description still to expand)."""
-    if topic is None or isinstance(topic, Topic):
-        return topic, None
-    return None, str(topic)
-
-
-def top_terms(topic: Topic, k: int = 15) -> list[str]:
-    return list(topic.keywords[:k])
-
-
-def iter_terms(tokens: Iterable[str]) -> Iterable[str]:
-    return (t for t in tokens if is_term(t))

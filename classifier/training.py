@@ -9,7 +9,8 @@ from typing import Sequence
 
 from .base import Classifier, Example, GroupscoreError, label_from_probs
 from .data import QQ_TOPIC, build_splits, is_validation
-from .evaluation import evaluate_labels
+from .base import LABELS
+from .evaluation import calibration_error, evaluate_labels
 
 
 def train_linear(train: Sequence[Example], val=None, **params):
@@ -36,8 +37,23 @@ def predict_labels(clf: Classifier, examples: Sequence[Example], topic: str | No
 
 
 def evaluate_examples(clf: Classifier, examples: Sequence[Example], topic: str | None = None) -> dict:
-    pred = predict_labels(clf, examples, topic)
-    return evaluate_labels([e.label for e in examples], pred)
+    """Per-class metrics plus the expected calibration error of the probabilities."""
+    import numpy as np
+
+    if topic is not None:
+        groups = {topic: list(range(len(examples)))}
+    else:
+        groups = defaultdict(list)
+        for i, e in enumerate(examples):
+            groups[e.topic].append(i)
+    probs = np.zeros((len(examples), len(LABELS)), dtype=np.float32)
+    for t, idx in groups.items():
+        p, _ = clf.predict_proba([examples[i].text for i in idx], t or None)
+        probs[idx] = p
+    gold = [e.label for e in examples]
+    m = evaluate_labels(gold, label_from_probs(probs))
+    m["calibration_error"] = calibration_error(probs, gold)
+    return m
 
 
 def evaluate_per_source(clf: Classifier, val: dict[str, list[Example]]) -> dict[str, dict]:

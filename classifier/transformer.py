@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .base import LABELS, Example, GroupscoreError, Prediction, Topic, predictions_from_arrays
+from .base import LABELS, Example, GroupscoreError, Prediction, Topic, predictions_from_arrays, read_model_json
 
 if TYPE_CHECKING:  # only for type checkers: importing torch here would defeat the lazy import
     import torch
@@ -339,12 +339,7 @@ class TransformerClassifier:
         torch, transformers = require_torch()
         model_dir = Path(model_dir)
         meta_path = model_dir / "model.json"
-        if not meta_path.is_file():
-            raise GroupscoreError(f"not a groupscore model directory (no model.json): {model_dir}")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise GroupscoreError(f"cannot read {meta_path}: {err}") from None
+        meta = read_model_json(model_dir)
         if meta.get("backend") != "transformer":
             raise GroupscoreError(f"{meta_path} is not a transformer model (backend={meta.get('backend')!r})")
         if not (model_dir / WEIGHTS_FILE).is_file():

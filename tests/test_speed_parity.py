@@ -155,7 +155,8 @@ def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     # reference feature matrix (its domain classifier reads the n-gram and cue columns).
     rel = clf._rel_features(X.astype(np.float32).tocsr(), toks, norms, t) * clf.rel_scale
     X = sp.hstack([X, sp.csr_matrix(rel)], format="csr")
-    return X @ clf.coef_.T.astype(np.float64) + clf.intercept_
+    # the model divides its logits by a fitted temperature (calibration); arg-max is unchanged
+    return (X @ clf.coef_.T.astype(np.float64) + clf.intercept_) / getattr(clf, "temperature_", 1.0)
 
 
 def test_saved_model_predictions_unchanged_by_fast_path(model):
