@@ -198,11 +198,27 @@ class LinearClassifier:
 
     def _domain_probs(self, X: sp.csr_matrix) -> np.ndarray:
         """P(domain | text) over the learned domains plus "none" (last column)."""
-        return _softmax(X @ self.dom_coef_.T + self.dom_intercept_)
+        return _softmax(X @ self._t("dom_coef_") + self.dom_intercept_)
+
+    def _t(self, name: str) -> np.ndarray:
+        """A weight matrix transposed into C order, made once: ``X @ W.T`` on a transposed
+        view makes scipy copy the whole matrix on every call (milliseconds per message)."""
+        cache = self.__dict__.setdefault("_transposed", {})
+        w = getattr(self, name)
+        hit = cache.get(name)
+        if hit is None or hit[0] is not w:
+            hit = cache[name] = (w, np.ascontiguousarray(w.T))
+        return hit[1]
 
     def _topic_domains(self, topic: Topic | None) -> np.ndarray:
-        """How much each learned domain belongs to ``topic`` (0–1 per domain)."""
-        return domain_match(self.domains_, self.topic_model_, topic)
+        """How much each learned domain belongs to ``topic`` (0–1 per domain), cached per topic."""
+        cache = self.__dict__.setdefault("_domain_cache", {})
+        hit = cache.get(topic)
+        if hit is None:
+            if len(cache) > 256:
+                cache.clear()
+            hit = cache[topic] = domain_match(self.domains_, self.topic_model_, topic)
+        return hit
 
     def _rel_features(self, X: sp.csr_matrix, toks, norms, topic: Topic | None) -> np.ndarray:
         """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
@@ -409,7 +425,7 @@ class LinearClassifier:
         norms, toks, X = self._text_features(texts)
         R = self._rel_features(X, toks, norms, t)
         X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
-        return (X @ self.coef_.T + self.intercept_) / self.temperature_, X, self._relevance_from(R)
+        return (X @ self._t("coef_") + self.intercept_) / self.temperature_, X, self._relevance_from(R)
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, str):
