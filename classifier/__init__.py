@@ -10,6 +10,7 @@ Public API (no CLI or server involved)::
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .base import (
@@ -60,7 +61,8 @@ def default_model_dir() -> Path:
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "models" / "default", here / "models" / "default"):
+    installed = Path(sys.prefix) / "share" / "groupscore" / "models" / "default"
+    for candidate in (here.parent / "models" / "default", installed):
         if (candidate / "model.json").exists():
             return candidate
     return here.parent / "models" / "default"
