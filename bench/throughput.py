@@ -111,6 +111,57 @@ def stage_predict(a) -> dict:
     return {"messages": len(texts), "seconds": time.perf_counter() - t0, "load_seconds": load_s}
 
 
+class PssSampler:
+    """Peak of the summed PSS (proportional set size) of this process and its children.
+
+    Worker processes share the model's pages with the parent copy-on-write; PSS charges each
+    shared page to its sharers in equal parts, so the sum is the memory the run really uses,
+    where adding up peak RSS counts the shared model once per process.
+    """
+
+    def __init__(self, every: float = 0.1) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _pss_kb(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _pids(self) -> list[int]:
+        me = os.getpid()
+        kids = []
+        try:
+            with open(f"/proc/{me}/task/{me}/children") as fh:
+                kids = [int(p) for p in fh.read().split()]
+        except OSError:
+            pass
+        return [me, *kids]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, sum(self._pss_kb(p) for p in self._pids()))
+            self._stop.wait(self._every)
+
+    def __enter__(self) -> "PssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def stage_score(a) -> dict:
     from classifier import load_model
     from classifier.pipeline import score_exports
@@ -120,12 +171,13 @@ def stage_score(a) -> dict:
     clf.predict_proba(["预热"], None)
     load_s = time.perf_counter() - t_load
     with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        report = score_exports(a.inputs, clf, topic=a.topic, out_dir=out, progress=False, jobs=a.jobs)
-        dt = time.perf_counter() - t0
+        with PssSampler() as pss:
+            t0 = time.perf_counter()
+            report = score_exports(a.inputs, clf, topic=a.topic, out_dir=out, progress=False, jobs=a.jobs)
+            dt = time.perf_counter() - t0
         size = (Path(out) / "messages.jsonl").stat().st_size
     return {"messages": report["records"], "seconds": dt, "load_seconds": load_s, "jsonl_mb": size / 1e6,
-            "groups": len(report["groups"])}
+            "groups": len(report["groups"]), "jobs": a.jobs, "peak_pss_mb": round(pss.peak_kb / 1024.0, 1)}
 
 
 def stage_latency(a) -> dict:
@@ -199,6 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     if a.stage:
         out = STAGES[a.stage](a)
         out["peak_rss_mb"] = round(_peak_mb(), 1)
+        # Apart: this process, and the largest of its (finished) worker processes. Workers share
+        # the model's pages with it copy-on-write, so the sum above over-counts real memory.
+        out["rss_main_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+        out["rss_worker_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1)
+        usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        out["cpu_seconds"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 1)
         print(json.dumps(out))
         return
 
@@ -208,14 +266,21 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = run_stage(name, a)
     anchor = results.get("anchor")
     print(f"\nmachine: {machine()}\ninput: {', '.join(a.inputs)}\n")
-    print("| stage | messages | seconds | messages/s | × anchor | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| stage | messages | seconds | messages/s | × anchor | CPU s | peak RSS MB (main + largest worker) "
+          "| peak PSS MB (all processes) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         if name == "latency":
             continue
         rate = r["messages"] / r["seconds"] if r["seconds"] else float("inf")
         ratio = f"{rate / (anchor['messages'] / anchor['seconds']):.1f}" if anchor else "–"
-        print(f"| {name} | {r['messages']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} | {r['peak_rss_mb']:.0f} |")
+        rss = f"{r['peak_rss_mb']:.0f}"
+        if r.get("rss_worker_mb", 0) > 1:
+            rss += f" ({r['rss_main_mb']:.0f} + {r['rss_worker_mb']:.0f})"
+        pss = f"{r['peak_pss_mb']:.0f}" if "peak_pss_mb" in r else "–"
+        label = f"{name} (jobs {r['jobs']})" if "jobs" in r else name
+        print(f"| {label} | {r['messages']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} | {r.get('cpu_seconds', 0):.0f} "
+              f"| {rss} | {pss} |")
     if "latency" in results:
         r = results["latency"]
         print(f"\nsingle-message predict: median {r['median_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "

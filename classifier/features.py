@@ -69,5 +69,100 @@ def cue_vector(norm: str) -> list[float]:
     ]
 
 
+_LATIN = re.compile(r"[a-z]")
+_DROP_PLACEHOLDERS = {ord(c): None for c in _PLACEHOLDER_CHARS}
+_ACCOUNT = (T["QQ"], T["PHONE"], T["WXID"])
+
+
 def cue_matrix(norms: list[str]) -> np.ndarray:
-    return np.asarray([cue_vector(s) for s in norms], dtype=np.float32).reshape(len(norms), len(NAMES))
+    """``cue_vector`` of every text as one float32 matrix (same values, computed column-wise).
+
+    >>> cue_matrix(["有人知道吗？"]).shape
+    (1, 20)
+    """
+    n_rows = len(norms)
+    lens = np.fromiter(map(len, norms), dtype=np.int64, count=n_rows)
+    con, url, price, mention, num = T["CONTACT"], T["URL"], T["PRICE"], T["MENTION"], T["NUM"]
+    qq, phone, wxid = _ACCOUNT
+    q_final, q_word, q_start = _Q_FINAL.search, _Q_WORD.search, _Q_START.search
+    ad_words, trade, laugh, phatic = _AD_WORD.findall, _TRADE.search, _LAUGH.match, _PHATIC.match
+    latin, cjk, drop = _LATIN.findall, _HAS_CJK.search, _DROP_PLACEHOLDERS
+    isdigit = str.isdigit
+    rows = []
+    append = rows.append
+    for s in norms:
+        n = len(s)
+        m = max(1, n)
+        append((
+            "?" in s,
+            q_final(s) is not None,
+            q_word(s) is not None,
+            q_start(s) is not None,
+            min(3, len(ad_words(s))) / 3.0,
+            trade(s) is not None,
+            con in s,
+            url in s,
+            qq in s or phone in s or wxid in s,
+            price in s,
+            n > 0 and not s.translate(drop).strip(),  # only placeholders and whitespace
+            n > 0 and laugh(s) is not None,
+            n <= 8 and phatic(s) is not None,
+            mention in s,
+            len(latin(s)) / m,
+            (s.count(num) + sum(map(isdigit, s))) / m,
+            cjk(s) is None,
+        ))
+    out = np.empty((n_rows, len(NAMES)), dtype=np.float64)
+    out[:, 0] = np.log1p(lens) / 5.0
+    out[:, 1] = lens <= 2
+    out[:, 2] = lens >= 40
+    if n_rows:
+        out[:, 3:] = np.array(rows, dtype=np.float64)
+    return out.astype(np.float32)
+    out[:, 0] = np.log1p(lens) / 5.0
+    out[:, 1] = lens <= 2
+    out[:, 2] = lens >= 40
+    con, url, price, mention, num = T["CONTACT"], T["URL"], T["PRICE"], T["MENTION"], T["NUM"]
+    q_mark, q_final, q_word, q_start = _Q_MARK.search, _Q_FINAL.search, _Q_WORD.search, _Q_START.search
+    ad_words, trade, laugh, phatic = _AD_WORD.findall, _TRADE.search, _LAUGH.match, _PHATIC.match
+    latin, cjk, drop = _LATIN.findall, _HAS_CJK.search, _DROP_PLACEHOLDERS
+    isdigit = str.isdigit
+    for r, s in enumerate(norms):
+        n = len(s)
+        row = out[r]
+        if "?" in s:
+            row[3] = 1.0
+        if q_final(s):
+            row[4] = 1.0
+        if q_word(s):
+            row[5] = 1.0
+        if q_start(s):
+            row[6] = 1.0
+        a = len(ad_words(s))
+        if a:
+            row[7] = min(3, a) / 3.0
+        if trade(s):
+            row[8] = 1.0
+        if con in s:
+            row[9] = 1.0
+        if url in s:
+            row[10] = 1.0
+        if _ACCOUNT[0] in s or _ACCOUNT[1] in s or _ACCOUNT[2] in s:
+            row[11] = 1.0
+        if price in s:
+            row[12] = 1.0
+        if n:
+            # no content = only placeholders and whitespace
+            if not s.translate(drop).strip():
+                row[13] = 1.0
+            if laugh(s):
+                row[14] = 1.0
+            if n <= 8 and phatic(s):
+                row[15] = 1.0
+            row[17] = len(latin(s)) / n
+            row[18] = (s.count(num) + sum(map(isdigit, s))) / n
+        if mention in s:
+            row[16] = 1.0
+        if not cjk(s):
+            row[19] = 1.0
+    return out.astype(np.float32)

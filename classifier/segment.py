@@ -37,6 +37,11 @@ _RE_SPACE = re.compile(r"(\r\n|\s)")
 # A unit repeated three times (哈哈哈, 啊啊啊啊, 安安安): several routes then score exactly the
 # same and jieba and jieba-rs break the tie differently, so such blocks go to jieba itself.
 _PERIODIC = re.compile(r"(.{1,4})\1\1")
+# Cache bounds (entries): flat memory on long exports. Segmentation results of whole texts,
+# HMM cuts of unknown-character runs, jieba cuts of tie-prone blocks.
+SEGMENT_CACHE = 50_000
+HMM_CACHE = 50_000
+PERIODIC_CACHE = 20_000
 
 
 class Segmenter:
@@ -100,7 +105,7 @@ class Segmenter:
                     # Unknown-character runs repeat a lot in chat; the HMM is the costly part.
                     hit = hmm_cache.get(buf)
                     if hit is None:
-                        if len(hmm_cache) >= 100_000:
+                        if len(hmm_cache) >= HMM_CACHE:
                             hmm_cache.clear()
                         hit = hmm_cache[buf] = tuple(finalseg.cut(buf))
                     return hit
@@ -127,7 +132,7 @@ class Segmenter:
                         out.extend(x)
                 continue
             if _PERIODIC.search(blk):
-                out.extend(self._tokenizer().lcut(blk, HMM=True))
+                out.extend(self._periodic_cut(blk))
                 continue
             # jieba's __cut_DAG: single-character steps of the best route are buffered; a buffer
             # that is not a word goes through the HMM (new-word finder).
@@ -146,11 +151,22 @@ class Segmenter:
                 _flush(buf, out, freq, hmm_cut)
         return out
 
+    def _periodic_cut(self, blk: str) -> tuple[str, ...]:
+        # jieba's own cut of a tie-prone block (哈哈哈…). The same few blocks recur in chat and
+        # jieba's pure-Python DAG is the slowest step, so cut each once (bounded memory).
+        cache = self.__dict__.setdefault("_periodic", {})
+        hit = cache.get(blk)
+        if hit is None:
+            if len(cache) >= PERIODIC_CACHE:
+                cache.clear()
+            hit = cache[blk] = tuple(self._tokenizer().lcut(blk, HMM=True))
+        return hit
+
     def cut_normalized(self, norm: str) -> list[str]:
         """Segment already-normalised text; typed tokens become ``<NAME>`` tokens."""
         return list(self._cut_cached(norm))
 
-    @lru_cache(maxsize=200_000)
+    @lru_cache(maxsize=SEGMENT_CACHE)
     def _cut_cached(self, norm: str) -> tuple[str, ...]:
         out: list[str] = []
         start = 0

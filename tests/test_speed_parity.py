@@ -80,6 +80,58 @@ def test_fast_segmenter_cut_equals_slow_segmenter():
     assert [fast.cut(t) for t in texts] == [slow.cut(t) for t in texts]
 
 
+# ---------------------------------------------------------------------- normalisation and cues
+def _ref_normalize(text: str) -> str:
+    """Every normalisation pass, unconditionally, in order (normalize() skips passes that cannot match)."""
+    import unicodedata
+
+    from classifier import normalize as nz
+
+    if not text:
+        return ""
+    s = unicodedata.normalize("NFKC", text).translate(nz._CN_DIGITS).lower()
+    for rx, tok in nz._PLACEHOLDER_RE:
+        s = rx.sub(tok, s)
+    s = nz._URL_RE.sub(nz.TOKENS["URL"], s)
+    s = nz._EMAIL_RE.sub(nz.TOKENS["EMAIL"], s)
+    s = nz._MENTION_RE.sub(nz.TOKENS["MENTION"], s)
+    s = nz._CONTACT_ID_RE.sub(nz.TOKENS["CONTACT"] + nz.TOKENS["WXID"], s)
+    s = nz._CONTACT_RE.sub(nz.TOKENS["CONTACT"], s)
+    s = nz._DIGITS_RE.sub(nz._digits_token, s)
+    s = nz._PRICE_RE.sub(nz.TOKENS["PRICE"], s)
+    s = nz._NUM_RE.sub(nz.TOKENS["NUM"], s)
+    s = nz._EMOJI_RE.sub(nz.TOKENS["EMOJI"], s)
+    return nz._SPACE_RE.sub("", nz._LATIN_GAP_RE.sub("\ue0ff", s)).replace("\ue0ff", " ")
+
+
+# Forms that exercise each skipped pass's guard at its edge.
+_EDGE_TEXTS = [
+    "", " ", "http://abc", "https://x/y 看看", "www.demo-site.xyz", "demo.club/abc", "a@b", "x@y.com @张三",
+    "@李四 在吗", "\ue0ff a", "mod pack", "１２３４５６７", "٣٤٥ 元", "xxxxxxxx", "X X X X X X", "******",
+    "威信 1 3 8 x x x x", "[图片]/微笑 ", "/捂脸/", "[语音] 3\"", "¥30", "５块", "1.5k", "👍👍", "a\u3000b", "\t\n",
+]
+
+
+def test_normalize_equals_running_every_pass():
+    from classifier.normalize import normalize
+
+    texts = _shared_texts() + _EDGE_TEXTS
+    bad = [(t, _ref_normalize(t), normalize(t)) for t in texts if normalize(t) != _ref_normalize(t)]
+    assert not bad, f"{len(bad)} of {len(texts)} differ, e.g. {bad[:3]}"
+
+
+def test_cue_matrix_equals_cue_vector_rows():
+    from classifier.features import NAMES, cue_matrix, cue_vector
+
+    norms = [normalize(t) for t in _shared_texts() + _EDGE_TEXTS]
+    norms += ["好的", "好的好的好的", "\ue007 \ue006", "\ue00e", "吗?", "出\ue00d", "哈哈哈哈哈哈哈哈"]
+    want = np.asarray([cue_vector(s) for s in norms], dtype=np.float32)
+    got = cue_matrix(norms)
+    assert got.dtype == np.float32 and got.shape == (len(norms), len(NAMES))
+    assert np.array_equal(got, want)  # bit for bit
+    assert cue_matrix([]).shape == (0, len(NAMES))
+
+
 # ---------------------------------------------------------------------- features
 def _ref_char_ngrams(norm: str, lo: int, hi: int) -> list[str]:
     s = "\x02" + norm + "\x03"
@@ -224,6 +276,18 @@ def test_cross_batch_cache_gives_the_same_outputs_and_classifies_repeats_once(tm
     assert len(seen_plain) > len(seen_cached)
 
 
+def test_prediction_cache_keeps_texts_in_use_across_a_turnover():
+    from classifier.scoring import PredictionCache
+
+    c = PredictionCache(max_items=6)
+    for i in range(30):
+        c.put("收到", (None, 0.5)) if c.get("收到") is None else None  # a text repeated all along
+        c.put(f"t{i}", (None, float(i)))
+        assert len(c) <= 6
+        assert c.get("收到") == (None, 0.5)
+    assert c.get("t0") is None and c.get("t29") == (None, 29.0)
+
+
 def test_prediction_cache_is_bounded():
     from classifier.scoring import PredictionCache, classify_batch
     from tests.scoring_fakes import FakeClassifier
@@ -236,4 +300,4 @@ def test_prediction_cache_is_bounded():
         ref = classify_batch(FakeClassifier(), batch, "私域")
         assert cb.labels == ref.labels and cb.index == ref.index
         np.testing.assert_allclose(cb.probs, ref.probs)
-        assert len(cache.rows) <= 10
+        assert len(cache) <= 10
