@@ -106,8 +106,8 @@ def _digits_token(match: re.Match[str]) -> str:
 
 
 # Bounded so memory stays flat on long exports; the score pipeline's prediction cache already
-# catches most repeats before they get here (200k entries cost ~60 MB per process).
-NORMALIZE_CACHE = 50_000
+# catches most repeats before they get here (200k entries cost ~60 MB per process, and in score's worker processes hardly any text repeats).
+NORMALIZE_CACHE = 20_000
 
 
 @lru_cache(maxsize=NORMALIZE_CACHE)

@@ -51,7 +51,7 @@ from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
                       classify_batch, distinct_index, resolve_topic)
 
-DEFAULT_BATCH = 4096
+DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
 # 收到 / 哈哈 / [图片] are classified once per run instead of once per batch. On a 1M-message
 # export 200k (~50 MB) classifies 285k texts; 50k would classify 350k.

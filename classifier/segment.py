@@ -39,8 +39,8 @@ _RE_SPACE = re.compile(r"(\r\n|\s)")
 _PERIODIC = re.compile(r"(.{1,4})\1\1")
 # Cache bounds (entries): flat memory on long exports. Segmentation results of whole texts,
 # HMM cuts of unknown-character runs, jieba cuts of tie-prone blocks.
-SEGMENT_CACHE = 50_000
-HMM_CACHE = 50_000
+SEGMENT_CACHE = 20_000
+HMM_CACHE = 20_000
 PERIODIC_CACHE = 20_000
 
 
