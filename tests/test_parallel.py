@@ -121,3 +121,23 @@ def test_jobs_must_be_positive():
         backend = "transformer"
 
     assert pipeline.effective_jobs(4, Torchy()) == 1
+
+
+def test_cli_jobs_flag(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from classifier import cli
+
+    monkeypatch.setattr(cli, "load_model", lambda path=None: FakeClassifier())
+    path = _make_export(tmp_path, 1500, 3)
+    runner = CliRunner()
+    outs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        res = runner.invoke(cli.app, ["score", str(path), "--topic", "私域 社群", "--out", str(out), "--quiet",
+                                      "--jobs", jobs])
+        assert res.exit_code == 0, res.output
+        outs[jobs] = (out / "messages.jsonl").read_bytes()
+    assert outs["1"] == outs["2"] and outs["1"].count(b"\n") == 1500
+    bad = runner.invoke(cli.app, ["score", str(path), "--out", str(tmp_path / "x"), "--jobs", "0"])
+    assert bad.exit_code != 0
