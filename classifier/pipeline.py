@@ -185,9 +185,15 @@ def rewrite_mentions(text: str, names: Mapping[str, str], longest: int) -> str:
 
 
 # ---------------------------------------------------------------------- worker processes
-# The classifier the workers use: set in the parent just before the pool forks, so every worker
+# The classifier a worker uses: set by _init_worker in the forked worker, so every worker
 # inherits the loaded model copy-on-write instead of unpickling or reloading it.
 _WORKER_CLASSIFIER: Classifier | None = None
+
+
+def _init_worker(classifier: Classifier) -> None:
+    # Runs in the forked worker; with fork, initargs are inherited, never pickled.
+    global _WORKER_CLASSIFIER
+    _WORKER_CLASSIFIER = classifier
 
 
 def _classify_in_worker(texts: list[str], topic: Topic) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +238,14 @@ class _Job:
 
     def wait(self) -> None:
         if self.pending is not None:
-            self.probs, self.relevance = self.pending.get()
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                self.probs, self.relevance = self.pending.result()
+            except BrokenProcessPool:
+                raise GroupscoreError(
+                    "a classifying worker process died (out of memory?); rerun with --jobs 1"
+                ) from None
             self.pending = None
 
 
@@ -378,7 +391,7 @@ class _Run:
         cache.misses += len(todo)
         job.texts = todo
         if todo:
-            job.pending = self.pool.apply_async(_classify_in_worker, (todo, g.topic))
+            job.pending = self.pool.submit(_classify_in_worker, todo, g.topic)
         self._queue.append((g, batch, index, sources, job))
 
     def _drain_one(self) -> None:
@@ -630,28 +643,20 @@ def score_exports(
 
 
 def _start_pool(classifier: Classifier, jobs: int):
-    global _WORKER_CLASSIFIER
-    _WORKER_CLASSIFIER = classifier
-    # Objects alive now (the model above all) move to a permanent generation, so the cyclic
-    # collector never writes to their pages in a worker: the model stays shared copy-on-write.
-    own_freeze = gc.get_freeze_count() == 0
-    if own_freeze:
-        gc.collect()
-        gc.freeze()
-    try:
-        return multiprocessing.get_context("fork").Pool(jobs)
-    finally:
-        if own_freeze:
-            gc.unfreeze()
-        _WORKER_CLASSIFIER = None
+    """Worker processes, forked (on the first batch) with the loaded model: shared copy-on-write.
+
+    A ProcessPoolExecutor rather than multiprocessing.Pool: when a worker dies (killed for
+    memory), waiting on its batch raises instead of hanging forever.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(classifier,))
 
 
 def _stop_pool(pool, graceful: bool) -> None:
-    if graceful:
-        pool.close()
-    else:
-        pool.terminate()
-    pool.join()
+    # On an error, batches not yet started are dropped; running ones (one batch each) finish.
+    pool.shutdown(wait=True, cancel_futures=not graceful)
 
 
 class _progress:

@@ -141,3 +141,21 @@ def test_cli_jobs_flag(tmp_path, monkeypatch):
     assert outs["1"] == outs["2"] and outs["1"].count(b"\n") == 1500
     bad = runner.invoke(cli.app, ["score", str(path), "--out", str(tmp_path / "x"), "--jobs", "0"])
     assert bad.exit_code != 0
+
+
+def test_a_dying_worker_is_an_error_not_a_hang(tmp_path):
+    import os
+
+    from classifier.base import GroupscoreError
+
+    parent = os.getpid()
+
+    class Dies(FakeClassifier):
+        def predict_proba(self, texts, topic=None):
+            if os.getpid() != parent:
+                os._exit(9)  # as if killed for memory
+            return super().predict_proba(texts, topic)
+
+    path = _make_export(tmp_path, 500, 2)
+    with pytest.raises(GroupscoreError, match="worker process died"):
+        _run(path, Dies(), tmp_path / "p", 2, topic="私域")
