@@ -49,12 +49,12 @@ from . import __version__
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
 from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      classify_batch, distinct_index, resolve_topic)
+                      classify_batch, distinct_index, pack_rows, resolve_topic, unpack_rows)
 
 DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
 # 收到 / 哈哈 / [图片] are classified once per run instead of once per batch. On a 1M-message
-# export 200k (~50 MB) classifies 285k texts; 50k would classify 350k.
+# export 200k (~25 MB plus the texts) classifies 285k texts; 50k would classify 350k.
 CACHE_ITEMS = 200_000
 GROUP_CONFIG_KEYS = {"topic", "keywords", "members", "admins"}
 SYSTEM_REDACTED = "[system]"
@@ -400,18 +400,22 @@ class _Run:
         n = len(sources)
         probs = np.empty((n, len(LABELS)), dtype=float)
         relevance = np.empty(n, dtype=float)
+        cached_at: list[int] = []
+        cached: list[bytes] = []
         for k, (src, pos) in enumerate(sources):
-            if src is None:  # cached (probs row, relevance)
-                probs[k], relevance[k] = pos
+            if src is None:  # a cached row (pack_rows bytes)
+                cached_at.append(k)
+                cached.append(pos)
             else:  # this job or an earlier one, which was consumed first
                 probs[k], relevance[k] = src.probs[pos], src.relevance[pos]
+        if cached:
+            probs[cached_at], relevance[cached_at] = unpack_rows(cached)
         if job.texts:
             cache = self._cache_for(g.topic)
             inflight = self._inflight[id(g.topic)]
             put = cache.put
-            rel_list = job.relevance.tolist()
-            for i, t in enumerate(job.texts):
-                put(t, (job.probs[i], rel_list[i]))
+            for t, b in zip(job.texts, pack_rows(job.probs, job.relevance)):
+                put(t, b)
                 if inflight.get(t, (None,))[0] is job:
                     del inflight[t]
         labels = [LABELS[j] for j in probs.argmax(axis=1)] if n else []
