@@ -337,11 +337,8 @@ class LinearClassifier:
         weight_scale = np.concatenate([np.ones(len(R)), np.full(len(u), UNKNOWN_DOMAIN_WEIGHT)])
 
         y = np.array([LABELS.index(e.label) for e in examples])
-        w = np.array([e.weight for e in examples], dtype=np.float64) * weight_scale
         # Balance classes by weight mass so rare ads are not drowned by chit-chat.
-        for c in range(len(LABELS)):
-            m = y == c
-            w[m] *= w.sum() / (len(LABELS) * w[m].sum())
+        w = _balanced(np.array([e.weight for e in examples], dtype=np.float64) * weight_scale, y, len(LABELS))
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter, solver="lbfgs")
         lr.fit(X, y, sample_weight=w)
         self.coef_ = lr.coef_.astype(np.float32)
@@ -609,16 +606,22 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
 
 
+def _balanced(w, y, n_classes: int) -> np.ndarray:
+    """Sample weights rescaled so every present class carries the same total weight."""
+    w = np.asarray(w, dtype=np.float64).copy()
+    total = w.sum()
+    for c in range(n_classes):
+        m = y == c
+        if m.any():
+            w[m] *= total / (n_classes * w[m].sum())
+    return w
+
+
 def _fit_lr(X, y, w, n_classes: int, C: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
     """Class-balanced multinomial logistic regression → (coef[n_classes, d], intercept[n_classes])."""
     from sklearn.linear_model import LogisticRegression
 
-    w = np.asarray(w, dtype=np.float64).copy()
-    for c in range(n_classes):
-        m = y == c
-        if m.any():
-            w[m] *= w.sum() / (n_classes * w[m].sum())
-    lr = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(X, y, sample_weight=w)
+    lr = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(X, y, sample_weight=_balanced(w, y, n_classes))
     coef = np.zeros((n_classes, X.shape[1]), dtype=np.float32)
     inter = np.full(n_classes, -30.0, dtype=np.float32)  # a class absent from y is never predicted
     present = lr.classes_
