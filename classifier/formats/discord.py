@@ -19,7 +19,6 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from ..base import GroupscoreError
 from ..records import Message
 from .common import (
     ReadContext,
@@ -33,7 +32,7 @@ from .common import (
 )
 from .jsonstream import JsonStream
 from .tabular import csv_rows, header_index
-from .telegram import guard_json, open_json, stream_messages
+from .telegram import read_json_document, stream_messages
 
 NORMAL_TYPES = frozenset({"Default", "Reply", "ChatInputCommand", "ContextMenuCommand", "ThreadStarterMessage", "0", "19"})
 _EXT_KIND = {
@@ -88,14 +87,9 @@ def _message(msg: dict[str, Any], group: str) -> Message:
 
 
 def read_discord_json(ctx: ReadContext) -> Iterator[Message]:
-    with open_json(ctx) as f:
-        js = JsonStream(f)
-        if js.peek() != "{":
-            raise GroupscoreError(f"{ctx.path.name}: not a DiscordChatExporter export (no JSON object)")
-        found = [False]
-        yield from guard_json(ctx, _walk(js, ctx, found))
-        if not found[0]:
-            raise GroupscoreError("discord_json: no 'messages' list in the document")
+    yield from read_json_document(
+        ctx, _walk, what="DiscordChatExporter export", missing="discord_json: no 'messages' list in the document"
+    )
 
 
 def _walk(js: JsonStream, ctx: ReadContext, found: list[bool]) -> Iterator[Message]:

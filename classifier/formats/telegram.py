@@ -162,15 +162,24 @@ def _walk_chat(js: JsonStream, ctx: ReadContext, found: list[bool]) -> Iterator[
             header[key] = js.value()
 
 
-def read_telegram_json(ctx: ReadContext) -> Iterator[Message]:
+def read_json_document(ctx: ReadContext, walk, *, what: str, missing: str) -> Iterator[Message]:
+    """Stream one JSON export: it must be an object; ``walk(js, ctx, found)`` yields its messages
+    and sets ``found[0]`` when it met a message list; no list at all is a one-line error."""
     with open_json(ctx) as f:
         js = JsonStream(f)
         if js.peek() != "{":
-            raise GroupscoreError(f"{ctx.path.name}: not a Telegram export (no JSON object)")
+            raise GroupscoreError(f"{ctx.path.name}: not a {what} (no JSON object)")
         found = [False]
-        yield from guard_json(ctx, _walk_chat(js, ctx, found))
+        yield from guard_json(ctx, walk(js, ctx, found))
         if not found[0]:
-            raise GroupscoreError("telegram_json: no 'messages' list and no 'chats.list' in the document")
+            raise GroupscoreError(missing)
+
+
+def read_telegram_json(ctx: ReadContext) -> Iterator[Message]:
+    yield from read_json_document(
+        ctx, _walk_chat, what="Telegram export",
+        missing="telegram_json: no 'messages' list and no 'chats.list' in the document",
+    )
 
 
 def _dump_message(m: Message, n: int) -> dict[str, Any]:
