@@ -46,8 +46,7 @@ def score(
             out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
         )
     except GroupscoreError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+        _fail(err)
     if not quiet:
         console = Console()
         console.print(summary_table(report))
@@ -144,15 +143,12 @@ def evaluate(
         if not rows:
             raise GroupscoreError(f"{input}: no rows")
         clf = load_model(model)
-        texts = [r["text"] for r in rows]
-        if topic or not any(r.get("topic") for r in rows):
-            t = _topic_for(clf, topic, texts)
-            probs, _ = clf.predict_proba(texts, t)
-            from .base import label_from_probs
-
-            pred = label_from_probs(probs)
-        else:
-            pred = predict_labels(clf, [Example(r["text"], r["label"], r.get("topic") or "") for r in rows])
+        examples = [Example(r["text"], r["label"], r.get("topic") or "") for r in rows]
+        # --topic (or, when no row names one, a topic induced from the input) covers every row;
+        # otherwise each row is judged under its own topic.
+        shared = topic or not any(e.topic for e in examples)
+        t = _topic_for(clf, topic, [e.text for e in examples]) if shared else None
+        pred = predict_labels(clf, examples, t)
         m = evaluate_labels([r["label"] for r in rows], pred)
     except GroupscoreError as err:
         _fail(err)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
-from .base import Classifier, Example, GroupscoreError, label_from_probs
+from .base import Classifier, Example, GroupscoreError, Topic, label_from_probs
 from .data import QQ_TOPIC, build_splits, is_validation
 from .base import LABELS
 from .evaluation import calibration_error, evaluate_labels
@@ -20,7 +20,7 @@ def train_linear(train: Sequence[Example], val=None, **params):
     return LinearClassifier(**params).fit(train)
 
 
-def predict_labels(clf: Classifier, examples: Sequence[Example], topic: str | None = None) -> list[str]:
+def predict_labels(clf: Classifier, examples: Sequence[Example], topic: Topic | str | None = None) -> list[str]:
     """Predicted labels, grouping examples by their own topic unless ``topic`` overrides it."""
     if topic is not None:
         probs, _ = clf.predict_proba([e.text for e in examples], topic)
