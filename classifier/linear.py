@@ -18,6 +18,7 @@ import platform
 import re
 import time
 from collections import OrderedDict
+from itertools import chain, repeat
 from operator import add as _concat
 from pathlib import Path
 from typing import Any, Sequence
@@ -57,6 +58,25 @@ def _char_ngrams(norm: str, lo: int = 1, hi: int = 3) -> list[str]:
         if k >= lo:
             out.extend(grams)
     return out
+
+
+_CP_BITS = 21  # a Unicode code point (+1) fits in 21 bits; three fit in an int64
+
+
+def _pack_chars(gram: str) -> int:
+    key = 0
+    for ch in gram:
+        key = (key << _CP_BITS) | (ord(ch) + 1)
+    return key
+
+
+def _lookup(keys_sorted: np.ndarray, key_cols: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Column of each key in a sorted key table, -1 where absent."""
+    if not len(keys_sorted):
+        return np.full(len(keys), -1, dtype=np.int64)
+    pos = np.searchsorted(keys_sorted, keys)
+    pos[pos == len(keys_sorted)] = 0
+    return np.where(keys_sorted[pos] == keys, key_cols[pos], -1)
 
 
 def _word_ngrams(tokens: Sequence[str]) -> list[str]:
@@ -106,22 +126,125 @@ class _Vocab:
             found = list(map(get, feats))
             cols_all.extend(found)
             lens[r] = len(found)
-        if not cols_all:
-            empty = np.zeros(0, dtype=np.int32)
-            return np.zeros(0, dtype=np.float32), (empty, empty)
         rows = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
         # Unknown n-grams come back as None → -1, then dropped.
         cols = np.array([-1 if c is None else c for c in cols_all], dtype=np.int64) if None in cols_all \
             else np.array(cols_all, dtype=np.int64)
         keep = cols >= 0
-        rows, cols = rows[keep], cols[keep]
+        return self._tfidf(rows[keep], cols[keep], len(docs))
+
+    def _tfidf(self, rows: np.ndarray, cols: np.ndarray, n_docs: int):
+        """TF-IDF rows from the (row, column) of every known n-gram occurrence (any order)."""
+        if not len(rows):
+            empty = np.zeros(0, dtype=np.int32)
+            return np.zeros(0, dtype=np.float32), (empty, empty)
         width = max(1, len(self.index))
         keys, tf = np.unique(rows * width + cols, return_counts=True)
         rows, cols = keys // width, keys % width
         vals = (np.float32(1.0) + np.log(tf.astype(np.float32))) * self.idf[cols]
-        norms = np.sqrt(np.bincount(rows, weights=vals * vals, minlength=len(docs))).astype(np.float32)
+        norms = np.sqrt(np.bincount(rows, weights=vals * vals, minlength=n_docs)).astype(np.float32)
         vals = vals / norms[rows]
         return vals.astype(np.float32), (rows.astype(np.int32), cols.astype(np.int32))
+
+    # ---- packed fast paths: the same matrices as transform_coo, with no string per n-gram
+    def char_coo(self, norms: Sequence[str], lo: int, hi: int):
+        """``transform_coo([_char_ngrams(n, lo, hi) for n in norms])``, vectorised.
+
+        Every n-gram of up to three characters is packed into one int64 (21 bits per code
+        point, +1 so shorter grams never collide with longer ones) and looked up by binary
+        search in the vocabulary's sorted keys: the whole batch is a handful of numpy calls.
+        """
+        table = self._char_table()
+        if table is None or hi > 3 or not norms:
+            return self.transform_coo([_char_ngrams(n, lo, hi) for n in norms])
+        keys_sorted, key_cols = table
+        n = len(norms)
+        lens = np.fromiter(map(len, norms), dtype=np.int64, count=n) + 2
+        joined = "\x02" + "\x03\x02".join(norms) + "\x03"
+        cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64) + 1
+        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
+        rows_parts, key_parts = [], []
+        key = cp
+        for k in range(1, hi + 1):
+            if k > 1:
+                key = (key[:-1] << _CP_BITS) | cp[k - 1:]
+            if k >= lo:
+                same = doc[: len(key)] == doc[k - 1:]  # the gram lies inside one text
+                rows_parts.append(doc[: len(key)][same])
+                key_parts.append(key[same])
+        rows = np.concatenate(rows_parts)
+        cols = _lookup(keys_sorted, key_cols, np.concatenate(key_parts))
+        keep = cols >= 0
+        return self._tfidf(rows[keep], cols[keep], n)
+
+    def word_coo(self, toks: Sequence[Sequence[str]]):
+        """``transform_coo([_word_ngrams(t) for t in toks])``, vectorised.
+
+        Tokens map to small ids (one C-level dict lookup each); a bigram is the pair of ids
+        packed into one int64 and looked up by binary search. Tokens never contain a space
+        (whitespace is its own jieba token and is dropped), so "a b" can only be a bigram.
+        """
+        table = self._word_table()
+        if table is None or not toks:
+            return self.transform_coo([_word_ngrams(t) for t in toks])
+        tok_id, uni_col, keys_sorted, key_cols = table
+        n = len(toks)
+        lens = np.fromiter(map(len, toks), dtype=np.int64, count=n)
+        total = int(lens.sum())
+        if not total:
+            return self._tfidf(np.zeros(0, np.int64), np.zeros(0, np.int64), n)
+        ids = np.fromiter(map(tok_id.get, chain.from_iterable(toks), repeat(-1)), dtype=np.int64, count=total)
+        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
+        known = ids >= 0
+        ucols = np.where(known, uni_col[np.where(known, ids, 0)], -1)
+        a, b = ids[:-1], ids[1:]
+        pair = (a >= 0) & (b >= 0) & (doc[:-1] == doc[1:])
+        bcols = _lookup(keys_sorted, key_cols, (a[pair] << 32) | b[pair])
+        rows = np.concatenate([doc, doc[:-1][pair]])
+        cols = np.concatenate([ucols, bcols])
+        keep = cols >= 0
+        return self._tfidf(rows[keep], cols[keep], n)
+
+    def _char_table(self):
+        hit = self.__dict__.get("_char_tab", False)
+        if hit is False:
+            hit = None
+            if all(len(f) <= 3 for f in self.index):
+                keys = np.fromiter((_pack_chars(f) for f in self.index), dtype=np.int64, count=len(self.index))
+                cols = np.fromiter(self.index.values(), dtype=np.int64, count=len(self.index))
+                order = np.argsort(keys)
+                hit = (keys[order], cols[order])
+            self._char_tab = hit
+        return hit
+
+    def _word_table(self):
+        hit = self.__dict__.get("_word_tab", False)
+        if hit is False:
+            hit = None
+            tok_id: dict[str, int] = {}
+            unis: list[tuple[int, int]] = []
+            pairs: list[tuple[int, int]] = []
+            ok = True
+            for f, col in self.index.items():
+                parts = f.split(" ")
+                if len(parts) > 2 or not all(parts):
+                    ok = False
+                    break
+                ids = [tok_id.setdefault(p, len(tok_id)) for p in parts]
+                if len(ids) == 1:
+                    unis.append((ids[0], col))
+                else:
+                    pairs.append(((ids[0] << 32) | ids[1], col))
+            if ok:
+                uni_col = np.full(max(1, len(tok_id)), -1, dtype=np.int64)
+                for i, col in unis:
+                    uni_col[i] = col
+                keys = np.array([k for k, _ in pairs], dtype=np.int64)
+                cols = np.array([c for _, c in pairs], dtype=np.int64)
+                order = np.argsort(keys)
+                hit = (tok_id, uni_col, keys[order], cols[order])
+            self._word_tab = hit
+        return hit
 
     def names(self) -> list[str]:
         out = [""] * len(self.index)
@@ -184,8 +307,8 @@ class LinearClassifier:
         # per-block matrices and no scipy hstack per batch.
         lo, hi = self.char_range
         nc, nw = len(self.char_vocab_.index), len(self.word_vocab_.index)
-        dc, (rc, cc) = self.char_vocab_.transform_coo([_char_ngrams(n, lo, hi) for n in norms])
-        dw, (rw, cw) = self.word_vocab_.transform_coo([_word_ngrams(t) for t in toks])
+        dc, (rc, cc) = self.char_vocab_.char_coo(norms, lo, hi)
+        dw, (rw, cw) = self.word_vocab_.word_coo(toks)
         q = cue_matrix(norms) * np.float32(self.cue_scale)
         rq, cq = np.nonzero(q)
         data = np.concatenate([dc, dw, q[rq, cq].astype(np.float32)])
@@ -416,13 +539,23 @@ class LinearClassifier:
         return hit
 
     # ---- inference -----------------------------------------------------------------
-    def _scores(self, texts: Sequence[str], topic) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
-        """Label logits, the full feature matrix and the topic relevance per text."""
+    def _scores(self, texts: Sequence[str], topic, full: bool = False):
+        """Label logits and topic relevance per text (and, with ``full``, the feature matrix).
+
+        The relevance block is dense and tiny: its share of the logits is one small dense
+        product, so the sparse matrix is only widened when explanations need it.
+        """
         t = self._resolve_topic(topic)
         norms, toks, X = self._text_features(texts)
         R = self._rel_features(X, toks, norms, t)
-        X = sp.hstack([X, sp.csr_matrix(R * self.rel_scale)], format="csr")
-        return (X @ self._t("coef_") + self.intercept_) / self.temperature_, X, self._relevance_from(R)
+        rel = self._relevance_from(R)
+        R = R * self.rel_scale
+        W = self._t("coef_")
+        nb = X.shape[1]
+        z = (X @ W[:nb] + R @ W[nb:] + self.intercept_) / self.temperature_
+        if full:
+            X = sp.hstack([X, sp.csr_matrix(R)], format="csr")
+        return z, X, rel
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, str):
@@ -437,7 +570,7 @@ class LinearClassifier:
         batch = [texts] if single else list(texts)
         if not batch:
             return []
-        z, X, rel = self._scores(batch, topic)
+        z, X, rel = self._scores(batch, topic, full=True)
         probs = _softmax(z)
         out = []
         for i in range(len(batch)):

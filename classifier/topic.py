@@ -50,8 +50,12 @@ def builtin_domains() -> dict[str, dict]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
+@lru_cache(maxsize=1 << 16)
 def is_term(tok: str) -> bool:
-    """Whether a token can be a topic term (no punctuation, typed tokens or stopwords)."""
+    """Whether a token can be a topic term (no punctuation, typed tokens or stopwords).
+
+    Cached: relevance asks it of every token of every message, and chat reuses few words.
+    """
     if tok.startswith("<") or tok in STOPWORDS:
         return False
     if not _WORDLIKE.match(tok) or tok.isdigit():

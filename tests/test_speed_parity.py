@@ -179,6 +179,36 @@ def test_vocab_transform_equals_reference():
     assert got[1].sum() == 0 and got[2].sum() == 0  # no known n-gram: an empty row, not NaN
 
 
+def test_packed_char_and_word_lookups_equal_the_string_path():
+    from classifier.linear import _char_ngrams, _Vocab, _word_ngrams
+
+    norms = [normalize(t) for t in _shared_texts()[:3000] + _EDGE_TEXTS]
+    norms += ["\ud83d坏", "\U0001F600\U0001F600", "x" * 80, "a b c", "\x02\x03"]
+    seg = Segmenter()
+    toks = [list(seg.cut_normalized(n)) for n in norms] + [[], ["a"], ["a", "b"], ["b", "a", "a"]]
+    cv = _Vocab.fit([_char_ngrams(n, 1, 3) for n in norms], 2, 50_000)
+    wv = _Vocab.fit([_word_ngrams(t) for t in toks], 2, 50_000)
+
+    def dense(coo, n, width):
+        d, (r, c) = coo
+        return sp.csr_matrix((d, (r, c)), shape=(n, width)).toarray()
+
+    for lo, hi in [(1, 3), (2, 3), (3, 3), (1, 1)]:
+        got = dense(cv.char_coo(norms, lo, hi), len(norms), len(cv.index))
+        want = dense(cv.transform_coo([_char_ngrams(n, lo, hi) for n in norms]), len(norms), len(cv.index))
+        assert np.array_equal(got, want), (lo, hi)
+    docs = toks[:-4] + [[], ["a"], ["a", "b"], ["b", "a", "a"]]
+    got = dense(wv.word_coo(docs), len(docs), len(wv.index))
+    want = dense(wv.transform_coo([_word_ngrams(t) for t in docs]), len(docs), len(wv.index))
+    assert np.array_equal(got, want)
+    # Four-character n-grams do not pack into one int64: the string path serves them, same result.
+    cv4 = _Vocab.fit([_char_ngrams(n, 1, 4) for n in norms], 2, 50_000)
+    got = dense(cv4.char_coo(norms, 1, 4), len(norms), len(cv4.index))
+    want = dense(cv4.transform_coo([_char_ngrams(n, 1, 4) for n in norms]), len(norms), len(cv4.index))
+    assert np.array_equal(got, want)
+    assert cv.char_coo([], 1, 3)[0].shape == (0,) and wv.word_coo([[], []])[0].shape == (0,)
+
+
 @pytest.fixture(scope="module")
 def model():
     if not (MODEL / "model.json").is_file():
