@@ -32,8 +32,10 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary table."),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", min=1, help="Processes that classify (default: one per core; 1 = no worker processes)."),
+    messages_format: str = typer.Option(
+        "jsonl", "--messages-format", help="Per-message output: jsonl (messages.jsonl) or csv (messages.csv, opens in Excel)."),
 ) -> None:
-    """Classify every message and score each group: report.json, messages.jsonl, report.html."""
+    """Classify every message and score each group: report.json, messages.jsonl (or .csv), report.html."""
     from rich.console import Console
 
     from .pipeline import load_groups_config, parse_columns, score_exports
@@ -44,6 +46,7 @@ def score(
         report = score_exports(
             inputs, load_model(model), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
             out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
+            messages_format=messages_format,
         )
     except GroupscoreError as err:
         _fail(err)
@@ -53,7 +56,7 @@ def score(
         skipped = sum(i.get("skipped", 0) for i in report["inputs"])
         if skipped:
             console.print(f"[yellow]{skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
-        console.print(f"wrote {out / 'report.json'}, {out / 'messages.jsonl'}, {out / 'report.html'}")
+        console.print(f"wrote {out / 'report.json'}, {out / f'messages.{messages_format}'}, {out / 'report.html'}")
 
 
 def _fail(err: Exception) -> None:

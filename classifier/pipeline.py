@@ -342,26 +342,17 @@ class _Run:
         return batch
 
     def _emit(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
-        """Aggregate one classified batch and append its messages.jsonl lines."""
+        """Aggregate one classified batch and append its per-message output lines."""
         scorer = g.scorer
         add = scorer.add
         labels, rel = cb.labels, cb.relevance.tolist()
-        fragments: list[bytes] | None = None
-        if self.out is not None:
-            fragments = self._fragments(cb, rel, scorer.relevance_threshold)
-        lines: list[bytes] = []
         for m, i in zip(batch, cb.index):
             if i < 0:
                 add(m, None)
-                frag = _SYSTEM_FRAGMENT
             else:
                 add(m, labels[i], None, rel[i])
-                frag = fragments[i] if fragments is not None else b""
-            if fragments is not None:
-                lines.append(_record_bytes(m, frag))
         if self.out is not None:
-            lines.append(b"")
-            self.out.write(b"\n".join(lines))
+            self.out.write_batch(batch, cb, rel, scorer.relevance_threshold)
 
     # ---- parallel classification: batches in flight, consumed strictly in submission order
     def _submit(self, g: _Group, batch: list[Message]) -> None:
@@ -435,22 +426,6 @@ class _Run:
             hit = self._caches[id(topic)] = (topic, PredictionCache(per))
         return hit[1]
 
-    @staticmethod
-    def _fragments(cb, rel: list[float], threshold: float) -> list[bytes]:
-        # The classification half of each JSONL record, built once per distinct text.
-        out = []
-        probs = cb.probs.round(4).tolist()
-        for label, row, r in zip(cb.labels, probs, rel):
-            effective = label == "on_topic" or (label == "question" and r >= threshold)
-            out.append(orjson.dumps({
-                "label": label,
-                "probs": dict(zip(LABELS, row)),
-                "relevance": round(r, 4),
-                "effective": effective,
-                "system": False,
-            })[1:-1])
-        return out
-
     def _anonymize(self, g: _Group, batch: list[Message]) -> list[Message]:
         pseudo = self.pseudo
         assert pseudo is not None
@@ -480,7 +455,78 @@ class _Run:
         return [g.scorer.result() for g in self.groups.values()]
 
 
+MESSAGE_FORMATS = ("jsonl", "csv")
 _SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"system":true'
+CSV_COLUMNS = (
+    "group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to", "label",
+    *(f"p_{lab}" for lab in LABELS), "relevance", "effective", "system",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): chat
+# text is untrusted, so such cells get a leading apostrophe in messages.csv (JSONL is verbatim).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _JsonlSink:
+    """``messages.jsonl``: the record's fields, then label/probs/relevance/effective/system."""
+
+    name = "messages.jsonl"
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "wb")
+
+    def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], threshold: float) -> None:
+        # The classification half of each line is serialised once per distinct text.
+        frags = []
+        for label, row, r in zip(cb.labels, cb.probs.round(4).tolist(), rel):
+            frags.append(orjson.dumps({
+                "label": label,
+                "probs": dict(zip(LABELS, row)),
+                "relevance": round(r, 4),
+                "effective": _is_effective(label, r, threshold),
+                "system": False,
+            })[1:-1])
+        lines = [_record_bytes(m, _SYSTEM_FRAGMENT if i < 0 else frags[i]) for m, i in zip(batch, cb.index)]
+        lines.append(b"")
+        self._f.write(b"\n".join(lines))
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _CsvSink:
+    """``messages.csv``: one row per record, UTF-8 with a BOM so spreadsheet apps read Chinese."""
+
+    name = "messages.csv"
+
+    def __init__(self, path: Path) -> None:
+        import csv
+
+        self._f = open(path, "w", encoding="utf-8-sig", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(CSV_COLUMNS)
+
+    def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], threshold: float) -> None:
+        tails = [
+            (label, *row, round(r, 4), "true" if _is_effective(label, r, threshold) else "false", "false")
+            for label, row, r in zip(cb.labels, cb.probs.round(4).tolist(), rel)
+        ]
+        system_tail = ("",) * (len(CSV_COLUMNS) - 10) + ("false", "true")
+        self._w.writerows(
+            (_cell(m.group), _cell(m.sender), _cell(m.sender_id), m.time.isoformat() if m.time else "",
+             _cell(m.text), m.kind, _cell(m.msg_id), _cell(m.reply_to), *(system_tail if i < 0 else tails[i]))
+            for m, i in zip(batch, cb.index)
+        )
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _is_effective(label: str, relevance: float, threshold: float) -> bool:
+    return label == "on_topic" or (label == "question" and relevance >= threshold)
 
 
 def _record_bytes(m: Message, fragment: bytes) -> bytes:
@@ -512,6 +558,7 @@ def score_stream(
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     inputs: list[dict[str, Any]] | None = None,
     jobs: int | None = 1,
+    messages_format: str = "jsonl",
 ) -> dict[str, Any]:
     """Score an already-read stream of records (any mix of groups); see :func:`score_exports`."""
     from .report import render_html, write_report_json
@@ -519,11 +566,14 @@ def score_stream(
     started = _time.perf_counter()
     jobs = effective_jobs(jobs, classifier)
     out_path = Path(out_dir) if out_dir is not None else None
+    if messages_format not in MESSAGE_FORMATS:
+        raise GroupscoreError(f"unknown messages format {messages_format!r} (choose {' or '.join(MESSAGE_FORMATS)})")
     handle = None
     if out_path is not None:
+        sink = _CsvSink if messages_format == "csv" else _JsonlSink
         try:
             out_path.mkdir(parents=True, exist_ok=True)
-            handle = open(out_path / "messages.jsonl", "wb")
+            handle = sink(out_path / sink.name)
         except OSError as err:
             raise GroupscoreError(f"cannot write to output directory {out_path}: {err}") from None
     pool = _start_pool(classifier, jobs) if jobs > 1 else None
@@ -613,6 +663,7 @@ def score_exports(
     batch_size: int = DEFAULT_BATCH,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     jobs: int | None = 1,
+    messages_format: str = "jsonl",
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 
@@ -624,6 +675,9 @@ def score_exports(
     ``jobs``: processes that classify (``None``: one per core; ``1``: all in this process).
     With more than one, this process reads, aggregates and writes while forked workers classify
     the distinct texts of the next batches; outputs are byte-identical to the serial run.
+
+    ``messages_format``: ``"jsonl"`` (``messages.jsonl``, default) or ``"csv"`` (``messages.csv``:
+    UTF-8 with BOM, one ``p_<label>`` column per label, formula-like cells prefixed with ``'``).
     """
     from .formats import ReadStats, iter_messages
 
@@ -643,7 +697,8 @@ def score_exports(
     return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
                         progress=progress, batch_size=batch_size,
-                        relevance_threshold=relevance_threshold, inputs=inputs, jobs=jobs)
+                        relevance_threshold=relevance_threshold, inputs=inputs, jobs=jobs,
+                        messages_format=messages_format)
 
 
 def _start_pool(classifier: Classifier, jobs: int):

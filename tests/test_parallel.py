@@ -96,6 +96,16 @@ def test_parallel_with_the_shipped_model(tmp_path):
     _same(serial, par, tmp_path / "s", tmp_path / "p")
 
 
+def test_parallel_csv_output_equals_serial(tmp_path):
+    path = _make_export(tmp_path, 3000, 3)
+    kw = {"topic": "私域 社群", "batch_size": 128, "messages_format": "csv"}
+    serial = _run(path, FakeClassifier(), tmp_path / "s", 1, **kw)
+    par = _run(path, FakeClassifier(), tmp_path / "p", 2, **kw)
+    assert serial["groups"] == par["groups"]
+    a, b = (tmp_path / "s" / "messages.csv").read_bytes(), (tmp_path / "p" / "messages.csv").read_bytes()
+    assert a == b and len(a) > 3000 * 40
+
+
 def test_worker_errors_surface_as_the_same_error(tmp_path):
     class Broken(FakeClassifier):
         def predict_proba(self, texts, topic=None):

@@ -327,3 +327,61 @@ def test_messages_jsonl_reads_back_as_a_generic_export(tmp_path):
     back = list(iter_messages(tmp_path / "messages.jsonl", "jsonl", stats=stats))
     assert stats.skipped == 0
     assert [(m.sender, m.text, m.kind, m.time) for m in back] == [(m.sender, m.text, m.kind, m.time) for m in msgs]
+
+
+def test_messages_csv_matches_jsonl_and_reads_back(tmp_path):
+    import csv
+
+    from classifier.formats import ReadStats, iter_messages
+    from classifier.pipeline import CSV_COLUMNS
+
+    msgs = BASIC + [msg(None, "F", "没有时间的消息"), msg(9, "G", "=HYPERLINK(\"http://x\")"),
+                    msg(10, "H", "多行\n消息, 带逗号 \"引号\"")]
+    run(msgs, tmp_path / "j", topic="运营 转化")
+    report = run(msgs, tmp_path / "c", topic="运营 转化", messages_format="csv")
+    raw = (tmp_path / "c" / "messages.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")                   # BOM: spreadsheet apps detect UTF-8
+    assert not (tmp_path / "c" / "messages.jsonl").exists()
+    with open(tmp_path / "c" / "messages.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(msgs) == report["records"]
+    jl = [json.loads(x) for x in (tmp_path / "j" / "messages.jsonl").read_text(encoding="utf-8").splitlines()]
+    for r, j in zip(rows, jl):
+        assert r["label"] == (j["label"] or "")
+        assert r["system"] == ("true" if j["system"] else "false")
+        assert r["effective"] == ("true" if j["effective"] else "false")
+        if not j["system"]:
+            assert {lab: float(r[f"p_{lab}"]) for lab in j["probs"]} == j["probs"]
+            assert float(r["relevance"]) == j["relevance"]
+    assert rows[-2]["text"] == "'=HYPERLINK(\"http://x\")"     # not run as a formula
+    assert rows[-1]["text"] == "多行\n消息, 带逗号 \"引号\""       # quoted, verbatim
+    assert rows[-3]["time"] == ""
+    # The file is itself a generic CSV export: the same records come back.
+    stats = ReadStats()
+    back = list(iter_messages(tmp_path / "c" / "messages.csv", "csv", stats=stats))
+    assert stats.skipped == 0
+    assert [(m.sender, m.kind, m.time) for m in back] == [(m.sender, m.kind, m.time) for m in msgs]
+    assert [m.text for m in back][:-2] == [m.text for m in msgs][:-2]
+
+
+def test_unknown_messages_format_is_refused(tmp_path):
+    with pytest.raises(GroupscoreError, match="messages format"):
+        run(BASIC, tmp_path, topic="运营", messages_format="xlsx")
+
+
+def test_cli_messages_format_flag(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from classifier import cli
+    from classifier.formats import write_export
+
+    monkeypatch.setattr(cli, "load_model", lambda path=None: FakeClassifier())
+    src = tmp_path / "chat.jsonl"
+    write_export(BASIC, "jsonl", src)
+    out = tmp_path / "out"
+    ok = CliRunner().invoke(cli.app, ["score", str(src), "--topic", "运营", "--out", str(out), "--messages-format", "csv"])
+    assert ok.exit_code == 0, ok.output
+    assert "messages.csv" in ok.output and (out / "messages.csv").exists()
+    bad = CliRunner().invoke(cli.app, ["score", str(src), "--out", str(out), "--messages-format", "xml", "--quiet"])
+    assert bad.exit_code == 1 and "unknown messages format" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
