@@ -229,6 +229,18 @@ _KIND_SYNONYMS = {
 }
 
 
+def fixed_kind(value: str) -> str | None:
+    """The kind a kind cell names by itself, or ``None`` when the text must decide (cacheable).
+
+    >>> fixed_kind(" Image "), fixed_kind("")
+    ('image', None)
+    """
+    v = value.strip().lower()
+    if v in KINDS:
+        return v
+    return _KIND_SYNONYMS.get(v)
+
+
 def normalise_kind(value: str, text: str) -> str:
     v = value.strip().lower()
     if v in KINDS:

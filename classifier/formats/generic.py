@@ -13,6 +13,7 @@ Only the text column is required. Without a kind column the kind is inferred fro
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -20,7 +21,7 @@ import orjson
 
 from ..base import GroupscoreError
 from ..records import Message
-from .common import ReadContext, format_time, normalise_kind, parse_time
+from .common import ReadContext, fixed_kind, format_time, normalise_kind, parse_time
 from .tabular import csv_rows
 from .textio import LineSource, sniff_encoding
 
@@ -111,15 +112,39 @@ def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Mess
     pos = [header.index(mapping[f]) if f in mapping else absent for f in FIELDS]
     g, s, sid, t, x, k, mid, rt = pos
     stats = ctx.stats
+    # _make inlined for this loop (it runs once per record): csv cells are already str (or the
+    # appended None of an absent column), and a kind cell maps to the same kind every time.
+    fixed_group, default_group = ctx.group, ctx.default_group
+    kinds: dict[str, str] = {}
+    fromiso = datetime.fromisoformat
     for line, row in rows:
         row.append(None)  # type: ignore[arg-type]
-        try:
-            m = _make(ctx, row[x], row[g], row[s], row[sid], row[t], row[k], row[mid], row[rt])
-        except ValueError as err:
-            stats.skip(line, str(err))
+        text = row[x]
+        if text is None:
+            stats.skip(line, "no text")
             continue
+        tv = row[t]
+        when = None
+        if tv:
+            try:
+                when = fromiso(tv)
+            except ValueError:
+                try:
+                    when = parse_time(tv)
+                except ValueError as err:
+                    stats.skip(line, str(err))
+                    continue
+        kv = row[k] or ""
+        kind = kinds.get(kv)
+        if kind is None:
+            fixed = fixed_kind(kv)
+            if fixed is not None:
+                kind = kinds[kv] = fixed
+            else:
+                kind = normalise_kind(kv, text)
         stats.read += 1
-        yield m
+        yield Message(fixed_group if fixed_group is not None else (row[g] or default_group), row[s] or "",
+                      row[sid] or "", when, text, kind, row[mid] or "", row[rt] or "")
 
 
 def read_csv(ctx: ReadContext) -> Iterator[Message]:
