@@ -155,7 +155,7 @@ class _Vocab:
         search in the vocabulary's sorted keys: the whole batch is a handful of numpy calls.
         """
         table = self._char_table()
-        if table is None or hi > 3 or not norms:
+        if table is None or hi > 3 or lo < 1 or lo > hi or not norms:
             return self.transform_coo([_char_ngrams(n, lo, hi) for n in norms])
         keys_sorted, key_cols = table
         n = len(norms)

@@ -47,6 +47,7 @@ import orjson
 
 from . import __version__
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
+from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
                       classify_batch, distinct_index, pack_rows, resolve_topic, unpack_rows)
@@ -457,13 +458,7 @@ class _Run:
 
 MESSAGE_FORMATS = ("jsonl", "csv")
 _SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"system":true'
-CSV_COLUMNS = (
-    "group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to", "label",
-    *(f"p_{lab}" for lab in LABELS), "relevance", "effective", "system",
-)
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): chat
-# text is untrusted, so such cells get a leading apostrophe in messages.csv (JSONL is verbatim).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = SCORED_CSV_COLUMNS
 
 
 class _JsonlSink:
@@ -511,6 +506,7 @@ class _CsvSink:
             for label, row, r in zip(cb.labels, cb.probs.round(4).tolist(), rel)
         ]
         system_tail = ("",) * (len(CSV_COLUMNS) - 10) + ("false", "true")
+        _cell = guard_cell
         self._w.writerows(
             (_cell(m.group), _cell(m.sender), _cell(m.sender_id), m.time.isoformat() if m.time else "",
              _cell(m.text), m.kind, _cell(m.msg_id), _cell(m.reply_to), *(system_tail if i < 0 else tails[i]))
@@ -519,10 +515,6 @@ class _CsvSink:
 
     def close(self) -> None:
         self._f.close()
-
-
-def _cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _is_effective(label: str, relevance: float, threshold: float) -> bool:
@@ -566,34 +558,42 @@ def score_stream(
     started = _time.perf_counter()
     jobs = effective_jobs(jobs, classifier)
     out_path = Path(out_dir) if out_dir is not None else None
+    messages_format = messages_format.lower()
     if messages_format not in MESSAGE_FORMATS:
         raise GroupscoreError(f"unknown messages format {messages_format!r} (choose {' or '.join(MESSAGE_FORMATS)})")
-    handle = None
+    # Batches in flight: enough to keep every worker busy while this process reads the next
+    # batch and aggregates/writes the oldest one. Built first: it validates the groups config,
+    # so a bad config fails before any file is opened or process started.
+    run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
+               anonymize_key=anonymize_key, out=None, batch_size=batch_size,
+               relevance_threshold=relevance_threshold, pool=None, depth=jobs + 1)
     if out_path is not None:
         sink = _CsvSink if messages_format == "csv" else _JsonlSink
         try:
             out_path.mkdir(parents=True, exist_ok=True)
-            handle = sink(out_path / sink.name)
+            # The other format's file from an earlier run would contradict this one.
+            for other in (_CsvSink, _JsonlSink):
+                if other is not sink:
+                    (out_path / other.name).unlink(missing_ok=True)
+            run.out = sink(out_path / sink.name)
         except OSError as err:
             raise GroupscoreError(f"cannot write to output directory {out_path}: {err}") from None
-    pool = _start_pool(classifier, jobs) if jobs > 1 else None
-    # The run allocates millions of short-lived objects while a large, long-lived heap (the
-    # model, caches, pending batches) stays put: full collections would rescan that heap over
-    # and over (~10% of the per-message cost on 1M messages). Rarer young collections and a
-    # frozen model keep the collector's work proportional to what actually changes.
+    handle = run.out
     gc_threshold = gc.get_threshold()
-    own_freeze = gc.get_freeze_count() == 0  # never thaw what a caller froze
-    if own_freeze:
-        gc.collect()
-        gc.freeze()
-    gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
-    # Batches in flight: enough to keep every worker busy while this process reads the next
-    # batch and aggregates/writes the oldest one.
-    run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
-               anonymize_key=anonymize_key, out=handle, batch_size=batch_size,
-               relevance_threshold=relevance_threshold, pool=pool, depth=jobs + 1)
+    own_freeze = False
+    pool = None
     ok = False
     try:
+        pool = run.pool = _start_pool(classifier, jobs) if jobs > 1 else None
+        # The run allocates millions of short-lived objects while a large, long-lived heap (the
+        # model, caches, pending batches) stays put: full collections would rescan that heap over
+        # and over (~10% of the per-message cost on 1M messages). Rarer young collections and a
+        # frozen model keep the collector's work proportional to what actually changes.
+        own_freeze = gc.get_freeze_count() == 0  # never thaw what a caller froze
+        if own_freeze:
+            gc.collect()
+            gc.freeze()
+        gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
         with _progress(progress) as tick:
             # _Run.add inlined: this loop runs once per message.
             groups_by_name, new_group, flush = run.groups, run._group, run.flush

@@ -334,11 +334,18 @@ def test_messages_csv_matches_jsonl_and_reads_back(tmp_path):
 
     from classifier.formats import ReadStats, iter_messages
     from classifier.pipeline import CSV_COLUMNS
+    from classifier.records import Message
 
-    msgs = BASIC + [msg(None, "F", "没有时间的消息"), msg(9, "G", "=HYPERLINK(\"http://x\")"),
-                    msg(10, "H", "多行\n消息, 带逗号 \"引号\"")]
+    tricky = [
+        msg(9, "G", "=HYPERLINK(\"http://x\")"),
+        msg(10, "H", "多行\n消息, 带逗号 \"引号\""),
+        Message(group="G", sender="-_-", sender_id="-1001234567890", time=BASIC[0].time, text="+1"),
+        Message(group="G", sender="@老王", sender_id="'q", time=BASIC[0].time, text="'=1+1", msg_id="@m"),
+        Message(group="G", sender="a", time=BASIC[0].time, text="=1+1", reply_to="-r"),
+    ]
+    msgs = BASIC + [msg(None, "F", "没有时间的消息")] + tricky
     run(msgs, tmp_path / "j", topic="运营 转化")
-    report = run(msgs, tmp_path / "c", topic="运营 转化", messages_format="csv")
+    report = run(msgs, tmp_path / "c", topic="运营 转化", messages_format="CSV")
     raw = (tmp_path / "c" / "messages.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")                   # BOM: spreadsheet apps detect UTF-8
     assert not (tmp_path / "c" / "messages.jsonl").exists()
@@ -353,15 +360,35 @@ def test_messages_csv_matches_jsonl_and_reads_back(tmp_path):
         if not j["system"]:
             assert {lab: float(r[f"p_{lab}"]) for lab in j["probs"]} == j["probs"]
             assert float(r["relevance"]) == j["relevance"]
-    assert rows[-2]["text"] == "'=HYPERLINK(\"http://x\")"     # not run as a formula
-    assert rows[-1]["text"] == "多行\n消息, 带逗号 \"引号\""       # quoted, verbatim
-    assert rows[-3]["time"] == ""
-    # The file is itself a generic CSV export: the same records come back.
+    # No cell a spreadsheet would run as a formula; distinct texts stay distinct.
+    assert rows[-5]["text"] == "'=HYPERLINK(\"http://x\")"
+    assert (rows[-3]["sender"], rows[-3]["sender_id"], rows[-3]["text"]) == ("'-_-", "'-1001234567890", "'+1")
+    assert rows[-2]["text"] == "''=1+1" and rows[-1]["text"] == "'=1+1"
+    assert rows[-4]["text"] == "多行\n消息, 带逗号 \"引号\""      # quoted, verbatim
+    assert rows[-6]["time"] == ""
+    # The file is itself a generic CSV export: exactly the same records come back.
     stats = ReadStats()
-    back = list(iter_messages(tmp_path / "c" / "messages.csv", "csv", stats=stats))
-    assert stats.skipped == 0
-    assert [(m.sender, m.kind, m.time) for m in back] == [(m.sender, m.kind, m.time) for m in msgs]
-    assert [m.text for m in back][:-2] == [m.text for m in msgs][:-2]
+    back = list(iter_messages(tmp_path / "c" / "messages.csv", stats=stats))
+    assert stats.skipped == 0 and stats.format == "csv"
+    assert back == [Message(group=m.group, sender=m.sender, sender_id=m.sender_id, time=m.time, text=m.text,
+                            kind=m.kind, msg_id=m.msg_id, reply_to=m.reply_to) for m in msgs]
+
+
+def test_a_bad_groups_config_fails_before_any_output_or_state_change(tmp_path):
+    import gc
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(GroupscoreError, match="unknown key"):
+        run(BASIC, tmp_path / "o", groups_config={"G": {"bogus": 1}}, messages_format="csv")
+    assert not (tmp_path / "o").exists()
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_switching_messages_format_removes_the_stale_file(tmp_path):
+    run(BASIC, tmp_path, topic="运营")
+    assert (tmp_path / "messages.jsonl").exists()
+    run(BASIC, tmp_path, topic="运营", messages_format="csv")
+    assert (tmp_path / "messages.csv").exists() and not (tmp_path / "messages.jsonl").exists()
 
 
 def test_unknown_messages_format_is_refused(tmp_path):

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..base import GroupscoreError
+from ..base import LABELS, GroupscoreError
 from ..records import KINDS, Message
 
 MAX_ERRORS_KEPT = 100
@@ -279,3 +279,31 @@ def peek_group(messages: Iterable[Message], group_name: str | None) -> tuple[str
         yield from it
 
     return name, chain()
+
+
+# ---------------------------------------------------------------------- scored CSV (messages.csv)
+# Columns of the per-message CSV that ``score --messages-format csv`` writes. A file with exactly
+# this header is ours, so the reader undoes the formula guard below on its string cells.
+SCORED_CSV_COLUMNS = (
+    "group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to", "label",
+    *(f"p_{lab}" for lab in LABELS), "relevance", "effective", "system",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): chat text
+# and nicknames are untrusted, so such cells get a leading apostrophe. A cell that already starts
+# with an apostrophe gets one too, which makes the guard reversible.
+_GUARDED_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def guard_cell(value: str) -> str:
+    """``"=1+1"`` → ``"'=1+1"``; ``"'x"`` → ``"''x"``; anything else unchanged.
+
+    >>> guard_cell("@老王 你好"), unguard_cell(guard_cell("'x")), guard_cell("你好")
+    ("'@老王 你好", "'x", '你好')
+    """
+    return "'" + value if value.startswith(_GUARDED_START) else value
+
+
+def unguard_cell(value: str) -> str:
+    """Undo :func:`guard_cell`."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_GUARDED_START) else value
+

@@ -21,7 +21,8 @@ import orjson
 
 from ..base import GroupscoreError
 from ..records import Message
-from .common import ReadContext, fixed_kind, format_time, normalise_kind, parse_time
+from .common import (SCORED_CSV_COLUMNS, ReadContext, fixed_kind, format_time, normalise_kind, parse_time,
+                     unguard_cell)
 from .tabular import csv_rows
 from .textio import LineSource, sniff_encoding
 
@@ -115,10 +116,14 @@ def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Mess
     # _make inlined for this loop (it runs once per record): csv cells are already str (or the
     # appended None of an absent column), and a kind cell maps to the same kind every time.
     fixed_group, default_group = ctx.group, ctx.default_group
+    # Our own messages.csv: its string cells carry the spreadsheet formula guard; take it off.
+    ours = tuple(header) == SCORED_CSV_COLUMNS
     kinds: dict[str, str] = {}
     fromiso = datetime.fromisoformat
     for line, row in rows:
         row.append(None)  # type: ignore[arg-type]
+        if ours:
+            row = [unguard_cell(c) if c else c for c in row]
         text = row[x]
         if text is None:
             stats.skip(line, "no text")
