@@ -172,12 +172,20 @@ def stage_score(a) -> dict:
     load_s = time.perf_counter() - t_load
     with tempfile.TemporaryDirectory() as out:
         with PssSampler() as pss:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
             report = score_exports(a.inputs, clf, topic=a.topic, out_dir=out, progress=False, jobs=a.jobs)
-            dt = time.perf_counter() - t0
+            dt, main_cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_SELF) - c0
         size = (Path(out) / "messages.jsonl").stat().st_size
     return {"messages": report["records"], "seconds": dt, "load_seconds": load_s, "jsonl_mb": size / 1e6,
-            "groups": len(report["groups"]), "jobs": a.jobs, "peak_pss_mb": round(pss.peak_kb / 1024.0, 1)}
+            "groups": len(report["groups"]), "jobs": a.jobs, "peak_pss_mb": round(pss.peak_kb / 1024.0, 1),
+            # Where the CPU went while timed: this process (read, aggregate, write, dispatch) and
+            # the worker processes (classification), which are reaped when the run ends.
+            "cpu_main_s": round(main_cpu, 2), "cpu_workers_s": round(_cpu(resource.RUSAGE_CHILDREN), 2)}
+
+
+def _cpu(who: int) -> float:
+    u = resource.getrusage(who)
+    return u.ru_utime + u.ru_stime
 
 
 def stage_latency(a) -> dict:
@@ -281,6 +289,11 @@ def main(argv: list[str] | None = None) -> None:
         label = f"{name} (jobs {r['jobs']})" if "jobs" in r else name
         print(f"| {label} | {r['messages']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} | {r.get('cpu_seconds', 0):.0f} "
               f"| {rss} | {pss} |")
+    r = results.get("score")
+    if r and r["messages"]:
+        n = r["messages"]
+        print(f"\nscore CPU while timed: main process {r['cpu_main_s']:.1f} s ({1e6 * r['cpu_main_s'] / n:.1f} µs/message), "
+              f"worker processes {r['cpu_workers_s']:.1f} s ({1e6 * r['cpu_workers_s'] / n:.1f} µs/message)")
     if "latency" in results:
         r = results["latency"]
         print(f"\nsingle-message predict: median {r['median_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
