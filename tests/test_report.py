@@ -342,6 +342,8 @@ def test_messages_csv_matches_jsonl_and_reads_back(tmp_path):
         Message(group="G", sender="-_-", sender_id="-1001234567890", time=BASIC[0].time, text="+1"),
         Message(group="G", sender="@老王", sender_id="'q", time=BASIC[0].time, text="'=1+1", msg_id="@m"),
         Message(group="G", sender="a", time=BASIC[0].time, text="=1+1", reply_to="-r"),
+        Message(group="G", sender="d", sender_id="920000000000000003", time=BASIC[0].time, text="1234567890123456",
+                msg_id="'920000000000000004"),
     ]
     msgs = BASIC + [msg(None, "F", "没有时间的消息")] + tricky
     run(msgs, tmp_path / "j", topic="运营 转化")
@@ -361,11 +363,14 @@ def test_messages_csv_matches_jsonl_and_reads_back(tmp_path):
             assert {lab: float(r[f"p_{lab}"]) for lab in j["probs"]} == j["probs"]
             assert float(r["relevance"]) == j["relevance"]
     # No cell a spreadsheet would run as a formula; distinct texts stay distinct.
-    assert rows[-5]["text"] == "'=HYPERLINK(\"http://x\")"
-    assert (rows[-3]["sender"], rows[-3]["sender_id"], rows[-3]["text"]) == ("'-_-", "'-1001234567890", "'+1")
-    assert rows[-2]["text"] == "''=1+1" and rows[-1]["text"] == "'=1+1"
-    assert rows[-4]["text"] == "多行\n消息, 带逗号 \"引号\""      # quoted, verbatim
-    assert rows[-6]["time"] == ""
+    assert rows[-6]["text"] == "'=HYPERLINK(\"http://x\")"
+    assert (rows[-4]["sender"], rows[-4]["sender_id"], rows[-4]["text"]) == ("'-_-", "'-1001234567890", "'+1")
+    assert rows[-3]["text"] == "''=1+1" and rows[-2]["text"] == "'=1+1"
+    # Ids too long for a spreadsheet number stay text.
+    assert (rows[-1]["sender_id"], rows[-1]["text"], rows[-1]["msg_id"]) == (
+        "'920000000000000003", "'1234567890123456", "''920000000000000004")
+    assert rows[-5]["text"] == "多行\n消息, 带逗号 \"引号\""      # quoted, verbatim
+    assert rows[-7]["time"] == ""
     # The file is itself a generic CSV export: exactly the same records come back.
     stats = ReadStats()
     back = list(iter_messages(tmp_path / "c" / "messages.csv", stats=stats))

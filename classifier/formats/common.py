@@ -289,21 +289,27 @@ SCORED_CSV_COLUMNS = (
     *(f"p_{lab}" for lab in LABELS), "relevance", "effective", "system",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): chat text
-# and nicknames are untrusted, so such cells get a leading apostrophe. A cell that already starts
-# with an apostrophe gets one too, which makes the guard reversible.
+# and nicknames are untrusted, so such cells get a leading apostrophe. So do digit strings longer
+# than 15 digits (Discord/Telegram ids), which a spreadsheet would turn into a rounded number. A
+# cell that already starts with an apostrophe gets one too, which makes the guard reversible.
 _GUARDED_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
+def _needs_guard(value: str) -> bool:
+    return value.startswith(_GUARDED_START) or (len(value) > 15 and value.isascii() and value.isdigit())
+
+
 def guard_cell(value: str) -> str:
-    """``"=1+1"`` → ``"'=1+1"``; ``"'x"`` → ``"''x"``; anything else unchanged.
+    """``"=1+1"`` → ``"'=1+1"``; ``"'x"`` → ``"''x"``; a 16+ digit id gets ``'``; others unchanged.
 
     >>> guard_cell("@老王 你好"), unguard_cell(guard_cell("'x")), guard_cell("你好")
     ("'@老王 你好", "'x", '你好')
+    >>> guard_cell("920000000000000003"), guard_cell("1080043")
+    ("'920000000000000003", '1080043')
     """
-    return "'" + value if value.startswith(_GUARDED_START) else value
+    return "'" + value if _needs_guard(value) else value
 
 
 def unguard_cell(value: str) -> str:
     """Undo :func:`guard_cell`."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(_GUARDED_START) else value
-
+    return value[1:] if value.startswith("'") and _needs_guard(value[1:]) else value
