@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", default="read,anchor,predict,score,latency")
     ap.add_argument("--limit", type=int, default=None, help="anchor/predict: at most this many texts")
     ap.add_argument("--latency-n", type=int, default=2000)
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="score: classifying processes")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="score: processes in total (this one + jobs-1 classifying workers)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--stage", default=None, help=argparse.SUPPRESS)  # internal: run one stage here
     a = ap.parse_args(argv)

@@ -31,7 +31,8 @@ def score(
     columns: Optional[str] = typer.Option(None, "--columns", help='Generic CSV/JSONL columns, e.g. "text=content,sender=user".'),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary table."),
     jobs: Optional[int] = typer.Option(
-        None, "--jobs", min=1, help="Processes that classify (default: one per core; 1 = no worker processes)."),
+        None, "--jobs", min=1,
+        help="Processes to use: this one reads/scores/writes, the others classify (default: one per core; 1 = one process)."),
     messages_format: str = typer.Option(
         "jsonl", "--messages-format", help="Per-message output: jsonl (messages.jsonl) or csv (messages.csv, opens in Excel)."),
 ) -> None:

@@ -207,9 +207,11 @@ def _can_fork() -> bool:
 
 
 def effective_jobs(jobs: int | None, classifier: Classifier) -> int:
-    """Worker processes to classify with; 1 means the serial in-process path.
+    """Processes to use in total: this one (read, score, write) plus ``jobs - 1`` classifying
+    workers; 1 means the serial in-process path.
 
-    ``None`` → ``os.cpu_count()``. Serial when the platform cannot fork, and for the transformer
+    ``None`` → ``os.cpu_count()``: as many processes as cores (one worker per extra core; on two
+    cores, one worker was as fast as two and used ~45 MB less memory). Serial when the platform cannot fork, and for the transformer
     backend (torch already spreads one batch over every core, and forking after torch has
     started its thread pool is unsafe).
 
@@ -672,8 +674,8 @@ def score_exports(
     file), ``model``, ``settings``, ``generated_at``, ``warnings``. With ``out_dir`` it writes
     ``report.json``, ``messages.jsonl`` and ``report.html`` there.
 
-    ``jobs``: processes that classify (``None``: one per core; ``1``: all in this process).
-    With more than one, this process reads, aggregates and writes while forked workers classify
+    ``jobs``: processes in total (``None``: one per core; ``1``: all in this process). With more
+    than one, this process reads, aggregates and writes while ``jobs - 1`` forked workers classify
     the distinct texts of the next batches; outputs are byte-identical to the serial run.
 
     ``messages_format``: ``"jsonl"`` (``messages.jsonl``, default) or ``"csv"`` (``messages.csv``:
@@ -702,14 +704,15 @@ def score_exports(
 
 
 def _start_pool(classifier: Classifier, jobs: int):
-    """Worker processes, forked (on the first batch) with the loaded model: shared copy-on-write.
+    """``jobs - 1`` worker processes (this process is the other one), forked on the first batch
+    with the loaded model: shared copy-on-write.
 
     A ProcessPoolExecutor rather than multiprocessing.Pool: when a worker dies (killed for
     memory), waiting on its batch raises instead of hanging forever.
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+    return ProcessPoolExecutor(max_workers=max(1, jobs - 1), mp_context=multiprocessing.get_context("fork"),
                                initializer=_init_worker, initargs=(classifier,))
 
 
