@@ -34,6 +34,7 @@ CHAT_WORDS: tuple[str, ...] = (
 # jieba's own block split (``re_han_default``): runs of these characters go through the DAG.
 _RE_HAN = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+)")
 _RE_SPACE = re.compile(r"(\r\n|\s)")
+_TOKEN_SPLIT = re.compile("([" + "".join(sorted(TOKEN_CHARS)) + "])")
 # A unit repeated three times (哈哈哈, 啊啊啊啊, 安安安): several routes then score exactly the
 # same and jieba and jieba-rs break the tie differently, so such blocks go to jieba itself.
 _PERIODIC = re.compile(r"(.{1,4})\1\1")
@@ -168,16 +169,16 @@ class Segmenter:
 
     @lru_cache(maxsize=SEGMENT_CACHE)
     def _cut_cached(self, norm: str) -> tuple[str, ...]:
+        # Typed-token characters split the text; each run between them is segmented on its own.
+        # Whitespace tokens are dropped (normalised text keeps only single spaces between Latin
+        # words), so the filter only runs on a run that holds a space.
         out: list[str] = []
-        start = 0
-        for i, ch in enumerate(norm):
-            if ch in TOKEN_CHARS:
-                if i > start:
-                    out.extend(w for w in self._lcut(norm[start:i]) if w.strip())
-                out.append(token_name(ch))
-                start = i + 1
-        if start < len(norm):
-            out.extend(w for w in self._lcut(norm[start:]) if w.strip())
+        for k, part in enumerate(_TOKEN_SPLIT.split(norm)):
+            if k % 2:
+                out.append(token_name(part))
+            elif part:
+                words = self._lcut(part)
+                out.extend([w for w in words if w.strip()] if " " in part or not part.isprintable() else words)
         return tuple(out)
 
     def cut(self, text: str) -> list[str]:

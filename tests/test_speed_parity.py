@@ -80,6 +80,28 @@ def test_fast_segmenter_cut_equals_slow_segmenter():
     assert [fast.cut(t) for t in texts] == [slow.cut(t) for t in texts]
 
 
+def test_cut_normalized_equals_the_plain_definition():
+    # Typed tokens become <NAME>; every run between them is jieba-cut; whitespace tokens dropped.
+    from classifier.normalize import token_name
+
+    seg = Segmenter()
+
+    def ref(norm: str) -> list[str]:
+        out, start = [], 0
+        for i, ch in enumerate(norm):
+            if ch in TOKEN_CHARS:
+                out.extend(w for w in seg._lcut(norm[start:i]) if w.strip())
+                out.append(token_name(ch))
+                start = i + 1
+        out.extend(w for w in seg._lcut(norm[start:]) if w.strip())
+        return out
+
+    norms = [normalize(t) for t in _sample(3000) + _EDGE_TEXTS]
+    norms += ["mod pack \ue007好", "a\u3000b\tc", "\ue003\ue002", " x ", "我的世界\x1c服务器", ""]
+    bad = [(n, ref(n), seg.cut_normalized(n)) for n in norms if seg.cut_normalized(n) != ref(n)]
+    assert not bad, bad[:3]
+
+
 # ---------------------------------------------------------------------- normalisation and cues
 def _ref_normalize(text: str) -> str:
     """Every normalisation pass, unconditionally, in order (normalize() skips passes that cannot match)."""
