@@ -263,8 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         # the model's pages with it copy-on-write, so the sum above over-counts real memory.
         out["rss_main_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
         out["rss_worker_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1)
-        usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-        out["cpu_seconds"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 1)
+        out["cpu_seconds"] = round(_cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN), 1)
         print(json.dumps(out))
         return
 

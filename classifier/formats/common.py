@@ -242,13 +242,11 @@ def fixed_kind(value: str) -> str | None:
 
 
 def normalise_kind(value: str, text: str) -> str:
-    v = value.strip().lower()
-    if v in KINDS:
-        return v
-    if v in _KIND_SYNONYMS:
-        return _KIND_SYNONYMS[v]
+    kind = fixed_kind(value)
+    if kind is not None:
+        return kind
     # No usable kind column: the text is all we have, system notices included.
-    return infer_kind(text, system_phrases=not v)
+    return infer_kind(text, system_phrases=not value.strip())
 
 
 def check_single_group(messages: Iterable[Message], fmt: str, group_name: str | None) -> Iterator[Message]:
