@@ -50,7 +50,7 @@ from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreErr
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      classify_batch, distinct_index, pack_rows, resolve_topic, unpack_rows)
+                      classify_batch, distinct_index, is_effective, pack_rows, resolve_topic, unpack_rows)
 
 DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -461,6 +461,8 @@ class _Run:
 MESSAGE_FORMATS = ("jsonl", "csv")
 _SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"system":true'
 CSV_COLUMNS = SCORED_CSV_COLUMNS
+# The classification columns of a system record: no label/probs/relevance, not effective.
+_CSV_SYSTEM_TAIL = ("",) * (len(CSV_COLUMNS) - 10) + ("false", "true")
 
 
 class _JsonlSink:
@@ -479,7 +481,7 @@ class _JsonlSink:
                 "label": label,
                 "probs": dict(zip(LABELS, row)),
                 "relevance": round(r, 4),
-                "effective": _is_effective(label, r, threshold),
+                "effective": is_effective(label, r, threshold),
                 "system": False,
             })[1:-1])
         lines = [_record_bytes(m, _SYSTEM_FRAGMENT if i < 0 else frags[i]) for m, i in zip(batch, cb.index)]
@@ -504,23 +506,18 @@ class _CsvSink:
 
     def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], threshold: float) -> None:
         tails = [
-            (label, *row, round(r, 4), "true" if _is_effective(label, r, threshold) else "false", "false")
+            (label, *row, round(r, 4), "true" if is_effective(label, r, threshold) else "false", "false")
             for label, row, r in zip(cb.labels, cb.probs.round(4).tolist(), rel)
         ]
-        system_tail = ("",) * (len(CSV_COLUMNS) - 10) + ("false", "true")
         _cell = guard_cell
         self._w.writerows(
             (_cell(m.group), _cell(m.sender), _cell(m.sender_id), m.time.isoformat() if m.time else "",
-             _cell(m.text), m.kind, _cell(m.msg_id), _cell(m.reply_to), *(system_tail if i < 0 else tails[i]))
+             _cell(m.text), m.kind, _cell(m.msg_id), _cell(m.reply_to), *(_CSV_SYSTEM_TAIL if i < 0 else tails[i]))
             for m, i in zip(batch, cb.index)
         )
 
     def close(self) -> None:
         self._f.close()
-
-
-def _is_effective(label: str, relevance: float, threshold: float) -> bool:
-    return label == "on_topic" or (label == "question" and relevance >= threshold)
 
 
 def _record_bytes(m: Message, fragment: bytes) -> bytes:

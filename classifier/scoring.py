@@ -78,6 +78,15 @@ REPLY_HORIZON = timedelta(days=7)
 MAX_AWAITING = 50_000
 
 _AD, _QUESTION, _ON_TOPIC, _OFF_TOPIC = LABELS
+
+
+def is_effective(label: str | None, relevance: float, threshold: float = DEFAULT_RELEVANCE_THRESHOLD) -> bool:
+    """SPEC §3: an ``on_topic`` message, or a ``question`` whose relevance reaches the threshold.
+
+    >>> is_effective("question", 0.7, 0.5), is_effective("question", 0.3, 0.5), is_effective("ad", 1.0)
+    (True, False, False)
+    """
+    return label == _ON_TOPIC or (label == _QUESTION and relevance >= threshold)
 _UTC = timezone.utc
 # Naive times are wall-clock times of the export; measuring them from a naive epoch keeps
 # differences right within one group (which uses one convention).
@@ -235,7 +244,7 @@ class GroupScorer:
         labels[label] += 1
         self._seq += 1
         rel = 0.0 if relevance is None else relevance
-        effective = label == _ON_TOPIC or (label == _QUESTION and rel >= self.relevance_threshold)
+        effective = is_effective(label, rel, self.relevance_threshold)
         if effective:
             self.effective += 1
 
