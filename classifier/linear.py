@@ -5,6 +5,8 @@ Features per message (all sparse, one row):
   ``<CONTACT><QQ>`` is a 2-gram), TF-IDF, sublinear tf;
 - jieba word 1–2-grams (chat vocabulary added), TF-IDF;
 - named chat cues (:mod:`classifier.features`);
+- optionally, a dense semantic vector: the weighted mean of the tokens' static word vectors
+  distilled from a sentence encoder (:mod:`classifier.embed`);
 - topic relevance features (:mod:`classifier.topic`) against the group's topic.
 
 Saved as JSON + ``.npz`` (no pickle): loading a model never executes code from it.
@@ -28,6 +30,8 @@ import scipy.sparse as sp
 
 from . import __version__
 from .base import LABELS, Example, GroupscoreError, Prediction, Topic
+from .embed import FILES as EMBEDDING_FILES
+from .embed import StaticEmbeddings
 from .features import NAMES as CUE_NAMES
 from .features import cue_matrix
 from .normalize import TOKEN_CHARS, normalize, token_name
@@ -272,6 +276,8 @@ class LinearClassifier:
         max_word_features: int = 100_000,
         cue_scale: float = 1.0,
         rel_scale: float = 3.0,
+        emb_scale: float = 1.0,
+        embeddings: StaticEmbeddings | None = None,
         folds: int = 5,
         max_iter: int = 2000,
         seed: int = 0,
@@ -285,6 +291,8 @@ class LinearClassifier:
         self.max_word_features = max_word_features
         self.cue_scale = cue_scale
         self.rel_scale = rel_scale
+        self.emb_scale = emb_scale
+        self.embeddings_ = embeddings
         self.folds = folds
         self.max_iter = max_iter
         self.seed = seed
@@ -296,11 +304,20 @@ class LinearClassifier:
         self.meta_: dict[str, Any] = {}
 
     # ---- features ------------------------------------------------------------------
-    def _text_features(self, texts: Sequence[str]) -> tuple[list[str], list[list[str]], sp.csr_matrix]:
+    def _text_features(self, texts: Sequence[str]):
+        """(normalised texts, tokens, sparse n-gram + cue matrix, dense semantic block)."""
         norms = [normalize(t) for t in texts]
         toks = [self.segmenter.cut_normalized(n) for n in norms]
-        X = self._assemble(norms, toks)
-        return norms, toks, X
+        return norms, toks, self._assemble(norms, toks), self._dense(toks)
+
+    def _dense(self, toks) -> np.ndarray:
+        """The semantic block: (n, dim) scaled word-vector means; (n, 0) for a model without vectors."""
+        if self.embeddings_ is None:
+            return np.zeros((len(toks), 0), dtype=np.float32)
+        D = self.embeddings_.transform(toks)
+        if self.emb_scale != 1.0:
+            D *= np.float32(self.emb_scale)
+        return D
 
     def _assemble(self, norms, toks) -> sp.csr_matrix:
         # One CSR from the three blocks' (data, rows, cols), columns offset per block: no
@@ -319,9 +336,11 @@ class LinearClassifier:
         np.cumsum(np.bincount(rows, minlength=len(norms)), out=indptr[1:])
         return sp.csr_matrix((data[order], cols[order], indptr), shape=(len(norms), nc + nw + len(CUE_NAMES)))
 
-    def _domain_probs(self, X: sp.csr_matrix) -> np.ndarray:
+    def _domain_probs(self, X: sp.csr_matrix, D: np.ndarray) -> np.ndarray:
         """P(domain | text) over the learned domains plus "none" (last column)."""
-        return _softmax(X @ self._t("dom_coef_") + self.dom_intercept_)
+        W = self._t("dom_coef_")
+        nb = X.shape[1]
+        return _softmax(X @ W[:nb] + D @ W[nb:] + self.dom_intercept_)
 
     def _t(self, name: str) -> np.ndarray:
         """A weight matrix transposed into C order, made once: ``X @ W.T`` on a transposed
@@ -343,11 +362,11 @@ class LinearClassifier:
             hit = cache[topic] = domain_match(self.domains_, self.topic_model_, topic)
         return hit
 
-    def _rel_features(self, X: sp.csr_matrix, toks, norms, topic: Topic | None) -> np.ndarray:
+    def _rel_features(self, X: sp.csr_matrix, D: np.ndarray, toks, norms, topic: Topic | None) -> np.ndarray:
         """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
         m = self._topic_domains(topic)
         kw = self.topic_model_.relevance_features(toks, topic, norms)
-        return _rel_matrix(self._domain_probs(X)[:, :-1] @ m, float(m.max(initial=0.0)), kw)
+        return _rel_matrix(self._domain_probs(X, D)[:, :-1] @ m, float(m.max(initial=0.0)), kw)
 
     def _relevance_from(self, R: np.ndarray) -> np.ndarray:
         return _sigmoid(R @ self.rel_coef_ + self.rel_intercept_)
@@ -371,7 +390,8 @@ class LinearClassifier:
         lo, hi = self.char_range
         self.char_vocab_ = _Vocab.fit([_char_ngrams(n, lo, hi) for n in norms], self.min_df, self.max_char_features)
         self.word_vocab_ = _Vocab.fit([_word_ngrams(t) for t in toks], self.min_df, self.max_word_features)
-        X = self._assemble(norms, toks)
+        # The semantic block joins the sparse columns for fitting (X | D); inference keeps it dense.
+        X = sp.hstack([self._assemble(norms, toks), sp.csr_matrix(self._dense(toks))], format="csr")
 
         # Relevance has two parts, both cross-fitted so that training rows are scored by models
         # that never saw them (else the final model trusts relevance more than it deserves):
@@ -454,7 +474,7 @@ class LinearClassifier:
         rel = _LR(C=10.0, max_iter=1000).fit(R_all, np.concatenate([yr, yr[u]]), sample_weight=w_all)
         self.rel_coef_ = rel.coef_[0].astype(np.float32)
         self.rel_intercept_ = np.float32(rel.intercept_[0])
-        X = sp.vstack([X, X[u]], format="csr")
+        X = sp.vstack([X, X[u]], format="csr")  # X holds the semantic block too: X | D | R
         X = sp.hstack([X, sp.csr_matrix(R_all * self.rel_scale)], format="csr")
         examples = list(examples) + [examples[i] for i in u]
         weight_scale = np.concatenate([np.ones(len(R)), np.full(len(u), UNKNOWN_DOMAIN_WEIGHT)])
@@ -546,15 +566,15 @@ class LinearClassifier:
         product, so the sparse matrix is only widened when explanations need it.
         """
         t = self._resolve_topic(topic)
-        norms, toks, X = self._text_features(texts)
-        R = self._rel_features(X, toks, norms, t)
+        norms, toks, X, D = self._text_features(texts)
+        R = self._rel_features(X, D, toks, norms, t)
         rel = self._relevance_from(R)
         R = R * self.rel_scale
         W = self._t("coef_")
-        nb = X.shape[1]
-        z = (X @ W[:nb] + R @ W[nb:] + self.intercept_) / self.temperature_
+        nb, nd = X.shape[1], D.shape[1]
+        z = (X @ W[:nb] + D @ W[nb:nb + nd] + R @ W[nb + nd:] + self.intercept_) / self.temperature_
         if full:
-            X = sp.hstack([X, sp.csr_matrix(R)], format="csr")
+            X = sp.hstack([X, sp.csr_matrix(D), sp.csr_matrix(R)], format="csr")
         return z, X, rel
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -598,15 +618,25 @@ class LinearClassifier:
         j -= nc + nw
         if j < len(CUE_NAMES):
             return "规则:" + CUE_NAMES[j]
-        return "话题:" + REL_NAMES[j - len(CUE_NAMES)]
+        j -= len(CUE_NAMES)
+        nd = self.embeddings_.dim if self.embeddings_ is not None else 0
+        if j < nd:
+            return "语义"
+        return "话题:" + REL_NAMES[j - nd]
 
     def _explain(self, row: sp.csr_matrix, k: int, top: int = 4) -> list[str]:
         """The features that pushed this label up most, relative to the runner-up average."""
         if row.nnz == 0:
             return []
         contrib = row.data * (self.coef_[k, row.indices] - self.coef_[:, row.indices].mean(axis=0))
-        order = np.argsort(-contrib)[:top]
-        return [self._feature_name(int(row.indices[i])) for i in order if contrib[i] > 0]
+        names: list[str] = []
+        for i in np.argsort(-contrib):
+            if contrib[i] <= 0 or len(names) == top:
+                break
+            name = self._feature_name(int(row.indices[i]))
+            if name not in names:  # the semantic dimensions all read "语义"
+                names.append(name)
+        return names
 
     # ---- persistence ---------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -638,6 +668,11 @@ class LinearClassifier:
             encoding="utf-8",
         )
         (path / "topic.json").write_text(json.dumps(self.topic_model_.to_dict(), ensure_ascii=False), encoding="utf-8")
+        if self.embeddings_ is not None:
+            self.embeddings_.save(path)
+        else:
+            for name in EMBEDDING_FILES:
+                (path / name).unlink(missing_ok=True)
         prev = self.meta_.get("model_json", {})
         meta = {
             "format": MODEL_FORMAT,
@@ -647,7 +682,8 @@ class LinearClassifier:
             "params": {
                 "C": self.C, "char_range": list(self.char_range), "min_df": self.min_df,
                 "max_char_features": self.max_char_features, "max_word_features": self.max_word_features,
-                "cue_scale": self.cue_scale, "rel_scale": self.rel_scale, "folds": self.folds,
+                "cue_scale": self.cue_scale, "rel_scale": self.rel_scale, "emb_scale": self.emb_scale,
+                "folds": self.folds,
                 "seed": self.seed, "temperature": self.temperature_,
             },
             "features": {
@@ -656,6 +692,7 @@ class LinearClassifier:
                 "cues": list(CUE_NAMES),
                 "relevance": list(REL_NAMES),
                 "domains": list(self.domains_),
+                "word_vectors": self.embeddings_.source if self.embeddings_ is not None else None,
             },
             "segmentation": self.segmenter.settings(),
             "versions": {
@@ -695,7 +732,8 @@ class LinearClassifier:
             )
         p = meta.get("params", {})
         clf = cls(**{k: v for k, v in p.items() if k in ("C", "min_df", "max_char_features", "max_word_features",
-                                                       "cue_scale", "rel_scale", "folds", "seed")})
+                                                       "cue_scale", "rel_scale", "emb_scale", "folds", "seed")})
+        clf.embeddings_ = StaticEmbeddings.load(path)
         clf.char_range = tuple(p.get("char_range", (1, 3)))
         clf.labels = tuple(meta.get("labels", LABELS))
         if clf.labels != LABELS:
@@ -711,7 +749,10 @@ class LinearClassifier:
         clf.temperature_ = temperature
         if dom_coef.shape[0] != len(clf.domains_) + 1:
             raise GroupscoreError(f"{path}: domain weights do not match the domain list")
-        expected = len(vocab["char"]) + len(vocab["word"]) + len(CUE_NAMES) + len(REL_NAMES)
+        nd = clf.embeddings_.dim if clf.embeddings_ is not None else 0
+        expected = len(vocab["char"]) + len(vocab["word"]) + len(CUE_NAMES) + nd + len(REL_NAMES)
+        if dom_coef.shape[1:] != (expected - len(REL_NAMES),):
+            raise GroupscoreError(f"{path}: domain weights shape {dom_coef.shape} does not match the features")
         if coef.shape != (len(LABELS), expected):
             raise GroupscoreError(f"{path}: weights shape {coef.shape} does not match vocabulary ({expected})")
         clf.meta_ = {"model_json": meta}

