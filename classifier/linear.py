@@ -859,6 +859,12 @@ def _write_card(path: Path, meta: dict) -> None:
         f"- groupscore {meta['version']}, scikit-learn {meta['versions'].get('scikit-learn')}, "
         f"jieba {meta['versions'].get('jieba')}", "",
     ]
+    vec = (meta.get("features") or {}).get("word_vectors")
+    if vec:
+        lines += [
+            f"- word vectors: {vec.get('tokens')} tokens × {vec.get('dim')} dimensions, distilled from "
+            f"{vec.get('encoder')} (multilingual-e5-small weights: MIT licence)", "",
+        ]
     metrics = meta.get("metrics") or {}
     for src, m in metrics.items():
         if isinstance(m, dict) and "macro_f1" in m:
