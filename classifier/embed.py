@@ -127,19 +127,25 @@ class StaticEmbeddings:
         ids = np.fromiter(map(self.row.get, flat, repeat(-1)), dtype=np.int64, count=total)
         doc = np.repeat(np.arange(n, dtype=np.int64), lens)
         known = ids >= 0
-        rows, cols = [doc[known]], [ids[known]]
-        vals = [self.weights[ids[known]]]
-        for pos in np.flatnonzero(~known):
-            parts, share = self._parts(flat[pos])
-            if parts:
-                p = np.asarray(parts, dtype=np.int64)
-                rows.append(np.full(len(p), doc[pos]))
-                cols.append(p)
-                vals.append(self.weights[p] * np.float32(share))
-        m = sp.csr_matrix(
-            (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n, len(self.tokens)),
-        )
+        rows, cols = doc[known], ids[known]
+        vals = self.weights[cols]
+        unknown = np.flatnonzero(~known)
+        if len(unknown):  # ~7 % of chat tokens: expand each into its known characters
+            xr: list[int] = []
+            xc: list[int] = []
+            xs: list[float] = []
+            for pos, d in zip(unknown.tolist(), doc[unknown].tolist()):
+                parts, share = self._parts(flat[pos])
+                if parts:
+                    xr += [d] * len(parts)
+                    xc += parts
+                    xs += [share] * len(parts)
+            if xc:
+                xcol = np.array(xc, dtype=np.int64)
+                rows = np.concatenate([rows, np.array(xr, dtype=np.int64)])
+                cols = np.concatenate([cols, xcol])
+                vals = np.concatenate([vals, self.weights[xcol] * np.array(xs, dtype=np.float32)])
+        m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, len(self.tokens)))
         out = np.asarray(m @ self.vectors, dtype=np.float32)
         norm = np.sqrt((out * out).sum(axis=1, keepdims=True))
         np.divide(out, norm, out=out, where=norm > 0)
