@@ -32,6 +32,7 @@ ENCODER_TEXT = {
     "<REDPACKET>": "红包", "<LINK>": "分享链接",
 }
 FILES = ("embeddings.npz", "embeddings.json")
+SMALL_BATCH_TOKENS = 256
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -145,8 +146,13 @@ class StaticEmbeddings:
                 rows = np.concatenate([rows, np.array(xr, dtype=np.int64)])
                 cols = np.concatenate([cols, xcol])
                 vals = np.concatenate([vals, self.weights[xcol] * np.array(xs, dtype=np.float32)])
-        m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, len(self.tokens)))
-        out = np.asarray(m @ self.vectors, dtype=np.float32)
+        if len(cols) <= SMALL_BATCH_TOKENS:
+            # a message or a few: building a scipy matrix costs more than the sum itself
+            out = np.zeros((n, self.dim), dtype=np.float32)
+            np.add.at(out, rows, self.vectors[cols] * vals.astype(np.float32)[:, None])
+        else:
+            m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, len(self.tokens)))
+            out = np.asarray(m @ self.vectors, dtype=np.float32)
         norm = np.sqrt((out * out).sum(axis=1, keepdims=True))
         np.divide(out, norm, out=out, where=norm > 0)
         return out

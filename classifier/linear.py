@@ -560,10 +560,10 @@ class LinearClassifier:
 
     # ---- inference -----------------------------------------------------------------
     def _scores(self, texts: Sequence[str], topic, full: bool = False):
-        """Label logits and topic relevance per text (and, with ``full``, the feature matrix).
+        """Label logits and topic relevance per text (and, with ``full``, the feature blocks).
 
-        The relevance block is dense and tiny: its share of the logits is one small dense
-        product, so the sparse matrix is only widened when explanations need it.
+        The semantic and relevance blocks are dense and small: their share of the logits is
+        one small dense product each, so no sparse matrix is ever widened with them.
         """
         t = self._resolve_topic(topic)
         norms, toks, X, D = self._text_features(texts)
@@ -573,9 +573,7 @@ class LinearClassifier:
         W = self._t("coef_")
         nb, nd = X.shape[1], D.shape[1]
         z = (X @ W[:nb] + D @ W[nb:nb + nd] + R @ W[nb + nd:] + self.intercept_) / self.temperature_
-        if full:
-            X = sp.hstack([X, sp.csr_matrix(D), sp.csr_matrix(R)], format="csr")
-        return z, X, rel
+        return z, ((X, D, R) if full else X), rel
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, str):
@@ -590,7 +588,7 @@ class LinearClassifier:
         batch = [texts] if single else list(texts)
         if not batch:
             return []
-        z, X, rel = self._scores(batch, topic, full=True)
+        z, (X, D, R), rel = self._scores(batch, topic, full=True)
         probs = _softmax(z)
         out = []
         for i in range(len(batch)):
@@ -600,7 +598,7 @@ class LinearClassifier:
                     label=LABELS[k],
                     probs={lab: float(p) for lab, p in zip(LABELS, probs[i])},
                     relevance=float(rel[i]),
-                    explanation=self._explain(X.getrow(i), k),
+                    explanation=self._explain(X, D, R, i, k),
                 )
             )
         return out[0] if single else out
@@ -624,16 +622,20 @@ class LinearClassifier:
             return "语义"
         return "话题:" + REL_NAMES[j - nd]
 
-    def _explain(self, row: sp.csr_matrix, k: int, top: int = 4) -> list[str]:
-        """The features that pushed this label up most, relative to the runner-up average."""
-        if row.nnz == 0:
-            return []
-        contrib = row.data * (self.coef_[k, row.indices] - self.coef_[:, row.indices].mean(axis=0))
+    def _explain(self, X: sp.csr_matrix, D: np.ndarray, R: np.ndarray, i: int, k: int, top: int = 4) -> list[str]:
+        """The features of text ``i`` that pushed label ``k`` up most, relative to the label average."""
+        lo, hi = X.indptr[i], X.indptr[i + 1]
+        nb = X.shape[1]
+        cols = np.concatenate([X.indices[lo:hi], np.arange(nb, nb + D.shape[1] + R.shape[1])])
+        vals = np.concatenate([X.data[lo:hi], D[i], R[i]])
+        keep = vals != 0
+        cols, vals = cols[keep], vals[keep]
+        contrib = vals * (self.coef_[k, cols] - self.coef_[:, cols].mean(axis=0))
         names: list[str] = []
-        for i in np.argsort(-contrib):
-            if contrib[i] <= 0 or len(names) == top:
+        for j in np.argsort(-contrib):
+            if contrib[j] <= 0 or len(names) == top:
                 break
-            name = self._feature_name(int(row.indices[i]))
+            name = self._feature_name(int(cols[j]))
             if name not in names:  # the semantic dimensions all read "语义"
                 names.append(name)
         return names
