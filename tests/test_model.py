@@ -10,7 +10,9 @@ import pytest
 
 from classifier import LABELS, Classifier, GroupscoreError, Prediction, load_model
 from classifier.base import Example
-from classifier.data import DOMAIN_TOPICS, augment_ads, build_splits, is_validation, stable_bucket
+from classifier.data import (
+    DOMAIN_TOPICS, augment_ads, build_splits, is_validation, lexicon_ads, read_lexicon_terms, stable_bucket,
+)
 from classifier.evaluation import evaluate_labels
 from classifier.linear import LinearClassifier
 
@@ -104,14 +106,29 @@ def test_split_is_stable_and_by_text():
 def test_augmented_ads_are_marked_and_never_validated():
     if not SHARED.is_dir():
         pytest.skip("shared datasets not available")
-    s = build_splits(SHARED, n_augmented_ads=50)
+    s = build_splits(SHARED, n_augmented_ads=50, n_lexicon_ads=30)
     gen = [e for e in s.train if e.generated]
-    assert len(gen) == 50 and all(e.label == "ad" and e.source == "augmented_ads" for e in gen)
+    assert len(gen) == 80 and all(e.label == "ad" for e in gen)
+    assert {e.source for e in gen} == {"augmented_ads", "lexicon_ads"}
     assert all(not e.generated for v in s.val.values() for e in v)
-    assert "augmented_ads" not in s.val
-    assert s.summary["train_generated"] == 50
+    assert "augmented_ads" not in s.val and "lexicon_ads" not in s.val
+    assert s.summary["train_generated"] == 80
     qq_val = {e.text for e in s.val["qq_group"]}
     assert qq_val and not qq_val & {e.text for e in s.train if e.source == "qq_group"}
+
+
+def test_lexicon_terms_keep_plain_ad_phrases_only(tmp_path):
+    lex = tmp_path / "lexicons"
+    lex.mkdir()
+    (lex / "a.txt").write_text("# comment\n\n兼职\n无抵押贷款\n无抵押贷款\n约(p|炮)\n完全自杀手册\n主页免费匹配\n", encoding="utf-8")
+    (lex / "b.txt").write_text("点我主页看\n", encoding="utf-8")
+    # short words, regexes, non-ad entries and repeats are dropped; file order is kept
+    assert read_lexicon_terms(tmp_path) == ["无抵押贷款", "主页免费匹配", "点我主页看"]
+    assert read_lexicon_terms(tmp_path / "none") == []
+    ads = lexicon_ads(["无抵押贷款", "主页免费匹配", "点我主页看"], 6, seed=3)
+    assert len(ads) == 6 and ads == lexicon_ads(["无抵押贷款", "主页免费匹配", "点我主页看"], 6, seed=3)
+    assert all(t in a for t, a in zip(["无抵押贷款", "主页免费匹配", "点我主页看"], ads))  # each term before repeats
+    assert lexicon_ads([], 5) == []
 
 
 def test_augmentation_obfuscates_contacts():
@@ -184,3 +201,19 @@ def test_default_model_on_held_out_qq_group(default):
 def test_importing_the_package_does_not_import_torch():
     code = "import classifier, classifier.linear, classifier.pipeline, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@needs_default
+def test_default_model_flags_lexicon_spam_but_not_chatter(default):
+    """Spam built around the shared lexicons' trigger terms (in frames the generator does not use)
+    is an ad; ordinary chatter with the same everyday words is not."""
+    if not SHARED.is_dir():
+        pytest.skip("shared datasets not available")
+    terms = read_lexicon_terms(SHARED)
+    assert len(terms) > 50
+    topic = default.make_topic("游戏 我的世界 服务器")
+    for frame in ("{} 主页进群看看", "{}，有需要的滴滴"):
+        labels = [p.label for p in default.predict([frame.format(t) for t in terms], topic)]
+        assert labels.count("ad") / len(labels) >= 0.6, frame
+    chatter = ["哥哥抱抱", "哥哥来了", "考公务员好难", "今天真实累了", "免费的才是最贵的哈哈", "主页换了个头像"]
+    assert "ad" not in [p.label for p in default.predict(chatter, topic)]
