@@ -797,11 +797,15 @@ def _fit_lr(X, y, w, n_classes: int, C: float, max_iter: int) -> tuple[np.ndarra
     """Class-balanced multinomial logistic regression → (coef[n_classes, d], intercept[n_classes])."""
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(X, y, sample_weight=_balanced(w, y, n_classes))
     coef = np.zeros((n_classes, X.shape[1]), dtype=np.float32)
     inter = np.full(n_classes, -30.0, dtype=np.float32)  # a class absent from y is never predicted
+    present = np.unique(y)
+    if len(present) == 1:  # e.g. no learned domain at all: that one class, always
+        inter[present[0]] = 0.0
+        return coef, inter
+    lr = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(X, y, sample_weight=_balanced(w, y, n_classes))
     present = lr.classes_
-    if len(present) == 2 and n_classes > 2:  # binary fit: sklearn gives one row; expand it
+    if len(present) == 2:  # binary fit: sklearn gives one row; expand it into two opposite rows
         coef[present[1]], inter[present[1]] = lr.coef_[0] / 2, lr.intercept_[0] / 2
         coef[present[0]], inter[present[0]] = -lr.coef_[0] / 2, -lr.intercept_[0] / 2
     else:

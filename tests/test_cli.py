@@ -90,6 +90,17 @@ def test_train_writes_a_loadable_model(tmp_path):
     p = _jsonl(tmp_path / "p.jsonl", [{"text": "加V：zzz999 免费领资料"}])
     r = runner.invoke(app, ["predict", str(p), "--model", str(out), "--topic", "私域运营 社群"])
     assert r.exit_code == 0 and json.loads(r.stdout)["label"] == "ad"
+    # the shipped model's word vectors are reused by default; --embeddings none trains without
+    shipped = json.loads((ROOT / "models" / "default" / "model.json").read_text(encoding="utf-8"))
+    if shipped["features"].get("word_vectors"):
+        assert meta["features"]["word_vectors"] == shipped["features"]["word_vectors"]
+        assert (out / "embeddings.npz").is_file()
+    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--embeddings", "none"])  # and no --topic
+    assert r.exit_code == 0, r.output
+    assert not (out / "embeddings.npz").exists()
+    assert json.loads((out / "model.json").read_text(encoding="utf-8"))["features"]["word_vectors"] is None
+    r = runner.invoke(app, ["train", str(data), "--out", str(out), "--embeddings", str(tmp_path / "nowhere")])
+    assert r.exit_code == 1 and "no word vectors" in r.output
 
 
 def test_train_rejects_bad_labels(tmp_path):

@@ -217,3 +217,20 @@ def test_default_model_flags_lexicon_spam_but_not_chatter(default):
         assert labels.count("ad") / len(labels) >= 0.6, frame
     chatter = ["哥哥抱抱", "哥哥来了", "考公务员好难", "今天真实累了", "免费的才是最贵的哈哈", "主页换了个头像"]
     assert "ad" not in [p.label for p in default.predict(chatter, topic)]
+
+
+def test_domain_classifier_with_one_or_no_learned_domain():
+    """One topic in the data gives a two-class domain model (sklearn's binary case, one weight
+    row); no topic at all gives none to learn. Both must train and separate what they can."""
+    from classifier.linear import _fit_lr
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]))
+    coef, inter = _fit_lr(X, np.array([0, 0, 1, 1]), np.ones(4), 2, 10.0, 200)
+    z = X @ coef.T + inter
+    assert list(z.argmax(axis=1)) == [0, 0, 1, 1]  # the two rows differ (not one row copied twice)
+    coef, inter = _fit_lr(X, np.array([1, 1, 1, 1]), np.ones(4), 2, 10.0, 200)
+    assert list((X @ coef.T + inter).argmax(axis=1)) == [1, 1, 1, 1]
+    ex = [Example(t, lab) for t, lab, _ in TINY]  # no topics at all
+    clf = LinearClassifier(min_df=1, folds=2).fit(ex)
+    assert clf.domains_ == [] and clf.predict("加V：abc123 免费领资料").label == "ad"
