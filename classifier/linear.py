@@ -19,6 +19,7 @@ import math
 import platform
 import re
 import time
+import zipfile
 from collections import OrderedDict
 from itertools import chain, repeat
 from operator import add as _concat
@@ -726,7 +727,7 @@ class LinearClassifier:
                 dom_coef, dom_intercept = w["dom_coef"], w["dom_intercept"]
                 rel_coef, rel_intercept = w["rel_coef"], w["rel_intercept"]
                 temperature = float(w["temperature"][0])
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
             raise GroupscoreError(f"cannot load linear model from {path}: {err}") from None
         if meta.get("format") != MODEL_FORMAT:
             raise GroupscoreError(
@@ -869,7 +870,7 @@ def _write_card(path: Path, meta: dict) -> None:
     if vec:
         lines += [
             f"- word vectors: {vec.get('tokens')} tokens × {vec.get('dim')} dimensions, distilled from "
-            f"{vec.get('encoder')} (multilingual-e5-small weights: MIT licence)", "",
+            f"{vec.get('encoder')}" + (f" ({vec['licence']})" if vec.get("licence") else ""), "",
         ]
     metrics = meta.get("metrics") or {}
     for src, m in metrics.items():

