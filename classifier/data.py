@@ -210,13 +210,12 @@ def build_splits(
             weight = SOURCE_WEIGHTS.get(src, 0.3) * (0.7 if r.get("weak") else 1.0)
             add(Example(text, label, topic, src, weight), domain)
 
-    ads = augment_ads(n_augmented_ads, seed=seed)
-    for text in ads:
-        train.append(Example(text, "ad", rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))]),
-                             "augmented_ads", SOURCE_WEIGHTS["augmented_ads"], generated=True))
-    for text in lexicon_ads(read_lexicon_terms(shared_dir), n_lexicon_ads, seed=seed):
-        train.append(Example(text, "ad", rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))]),
-                             "lexicon_ads", SOURCE_WEIGHTS["augmented_ads"], generated=True))
+    generated = (("augmented_ads", augment_ads(n_augmented_ads, seed=seed)),
+                 ("lexicon_ads", lexicon_ads(read_lexicon_terms(shared_dir), n_lexicon_ads, seed=seed)))
+    for src, texts in generated:
+        for text in texts:
+            train.append(Example(text, "ad", rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))]),
+                                 src, SOURCE_WEIGHTS["augmented_ads"], generated=True))
     n_gen = sum(1 for e in train if e.generated)
     summary = {
         "split": f"md5(normalised text) % 100 < {VAL_PERCENT} -> validation",

@@ -24,14 +24,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import GroupscoreError
+from .normalize import TOKENS, TYPED_TOKENS, token_name
 
 # Typed tokens (classifier.normalize) are given to the encoder as the words they stand for.
-ENCODER_TEXT = {
-    "<URL>": "网址链接", "<PHONE>": "手机号码", "<QQ>": "QQ号码", "<WXID>": "微信号", "<MENTION>": "@群友",
-    "<EMOJI>": "表情", "<IMAGE>": "图片", "<STICKER>": "表情包", "<VOICE>": "语音消息", "<VIDEO>": "视频",
-    "<FILE>": "文件", "<CONTACT>": "加我微信", "<PRICE>": "价格", "<NUM>": "数字", "<EMAIL>": "邮箱地址",
-    "<REDPACKET>": "红包", "<LINK>": "分享链接",
-}
+ENCODER_TEXT = {token_name(TOKENS[name]): word for name, word in {
+    "URL": "网址链接", "PHONE": "手机号码", "QQ": "QQ号码", "WXID": "微信号", "MENTION": "@群友",
+    "EMOJI": "表情", "IMAGE": "图片", "STICKER": "表情包", "VOICE": "语音消息", "VIDEO": "视频",
+    "FILE": "文件", "CONTACT": "加我微信", "PRICE": "价格", "NUM": "数字", "EMAIL": "邮箱地址",
+    "REDPACKET": "红包", "LINK": "分享链接",
+}.items()}
 FILES = ("embeddings.npz", "embeddings.json")
 SMALL_BATCH_TOKENS = 256
 
@@ -114,7 +115,7 @@ class StaticEmbeddings:
         A typed token (``<VOICE>``) has no characters to fall back to."""
         hit = self._split.get(tok)
         if hit is None:
-            chars = "" if tok.startswith("<") and tok.endswith(">") and len(tok) > 2 else tok
+            chars = "" if tok in TYPED_TOKENS else tok
             rows = [r for r in map(self.row.get, chars) if r is not None]
             hit = (rows, 1.0 / len(rows) if rows else 0.0)
             if len(self._split) > 100_000:
@@ -154,9 +155,9 @@ class StaticEmbeddings:
         if len(cols) <= SMALL_BATCH_TOKENS:
             # a message or a few: building a scipy matrix costs more than the sum itself
             out = np.zeros((n, self.dim), dtype=np.float32)
-            np.add.at(out, rows, self.vectors[cols] * vals.astype(np.float32)[:, None])
+            np.add.at(out, rows, self.vectors[cols] * vals[:, None])
         else:
-            m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, len(self.tokens)))
+            m = sp.csr_matrix((vals, (rows, cols)), shape=(n, len(self.tokens)))
             out = np.asarray(m @ self.vectors, dtype=np.float32)
         norm = np.sqrt((out * out).sum(axis=1, keepdims=True))
         np.divide(out, norm, out=out, where=norm > 0)

@@ -40,6 +40,8 @@ TOKENS: dict[str, str] = {
 }
 TOKEN_NAMES: dict[str, str] = {v: k for k, v in TOKENS.items()}
 TOKEN_CHARS = frozenset(TOKEN_NAMES)
+# The typed tokens as segmentation emits them (``<QQ>``, ``<IMAGE>`` …): see :func:`token_name`.
+TYPED_TOKENS = frozenset(f"<{name}>" for name in TOKENS)
 
 _PLACEHOLDERS = [
     (r"\[(?:图片|image|photo|照片)\]", "IMAGE"),

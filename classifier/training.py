@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -43,14 +44,12 @@ def resolve_embeddings(spec: str | Path | None, texts: Sequence[str], progress: 
         return StaticEmbeddings.distill(vocab, enc, dim=DISTILL_DIM,
                                         source={"encoder": enc.name, "licence": enc.licence})
     if str(spec) == "default":
-        import sys
-
         from . import default_model_dir
 
-        emb = StaticEmbeddings.load(default_model_dir())
+        where = default_model_dir()
+        emb = StaticEmbeddings.load(where)
         if emb is None:
-            print(f"warning: the default model ({default_model_dir()}) has no word vectors; training without",
-                  file=sys.stderr)
+            print(f"warning: the default model ({where}) has no word vectors; training without", file=sys.stderr)
         return emb
     emb = StaticEmbeddings.load(spec)
     if emb is None:

@@ -71,6 +71,12 @@ def test_distill_is_deterministic_and_typed_tokens_reach_the_encoder_as_words():
     assert ENCODER_TEXT["<IMAGE>"] in seen and "<IMAGE>" not in seen
 
 
+def test_every_typed_token_has_an_encoder_word():
+    from classifier.normalize import TYPED_TOKENS
+
+    assert set(ENCODER_TEXT) == TYPED_TOKENS and all(ENCODER_TEXT.values())
+
+
 def test_distill_needs_more_tokens_than_dimensions():
     with pytest.raises(GroupscoreError, match="distinct tokens"):
         StaticEmbeddings.distill(["a", "b", "c"], fake_encoder, dim=8)
