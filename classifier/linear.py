@@ -339,9 +339,7 @@ class LinearClassifier:
 
     def _domain_probs(self, X: sp.csr_matrix, D: np.ndarray) -> np.ndarray:
         """P(domain | text) over the learned domains plus "none" (last column)."""
-        W = self._t("dom_coef_")
-        nb = X.shape[1]
-        return _softmax(X @ W[:nb] + D @ W[nb:] + self.dom_intercept_)
+        return _softmax(_dot_blocks((X, D), self._t("dom_coef_")) + self.dom_intercept_)
 
     def _t(self, name: str) -> np.ndarray:
         """A weight matrix transposed into C order, made once: ``X @ W.T`` on a transposed
@@ -571,9 +569,7 @@ class LinearClassifier:
         R = self._rel_features(X, D, toks, norms, t)
         rel = self._relevance_from(R)
         R = R * self.rel_scale
-        W = self._t("coef_")
-        nb, nd = X.shape[1], D.shape[1]
-        z = (X @ W[:nb] + D @ W[nb:nb + nd] + R @ W[nb + nd:] + self.intercept_) / self.temperature_
+        z = (_dot_blocks((X, D, R), self._t("coef_")) + self.intercept_) / self.temperature_
         return z, ((X, D, R) if full else X), rel
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -760,6 +756,17 @@ class LinearClassifier:
             raise GroupscoreError(f"{path}: weights shape {coef.shape} does not match vocabulary ({expected})")
         clf.meta_ = {"model_json": meta}
         return clf
+
+
+def _dot_blocks(blocks, W: np.ndarray) -> np.ndarray:
+    """``hstack(blocks) @ W`` without building the stack: each block (sparse or dense) times its
+    own rows of ``W``, in column order."""
+    at = blocks[0].shape[1]
+    out = blocks[0] @ W[:at]
+    for B in blocks[1:]:
+        out = out + B @ W[at:at + B.shape[1]]
+        at += B.shape[1]
+    return out
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
