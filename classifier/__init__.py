@@ -73,15 +73,21 @@ def load_model(path: str | Path | None = None) -> Classifier:
 
     Nothing in a model directory is executed: weights are ``.npz``/safetensors, the rest JSON.
     """
+    from .context import ContextModel
+
     model_dir = Path(path) if path else default_model_dir()
     meta = read_model_json(model_dir)
     backend = meta.get("backend", "linear")
     if backend == "linear":
         from .linear import LinearClassifier
 
-        return LinearClassifier.load(model_dir)
-    if backend == "transformer":
+        clf = LinearClassifier.load(model_dir)
+    elif backend == "transformer":
         from .transformer import TransformerClassifier  # imports torch lazily, with an install hint
 
-        return TransformerClassifier.load(model_dir)
-    raise GroupscoreError(f"unknown backend {backend!r} in {model_dir / 'model.json'}")
+        clf = TransformerClassifier.load(model_dir)
+    else:
+        raise GroupscoreError(f"unknown backend {backend!r} in {model_dir / 'model.json'}")
+    # The optional conversation-context stage (classifier.context); None when the directory has none.
+    clf.context_ = ContextModel.load(model_dir)
+    return clf

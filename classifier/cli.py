@@ -9,8 +9,13 @@ import typer
 
 from . import load_model
 from .base import GroupscoreError
+from .context import in_context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+_LINES_CONTEXT_HELP = ("Read the lines as a chat in order (one conversation per 'group' field) and weigh each "
+                       "message with its neighbours; --no-context for unrelated messages.")
+_CONTEXT_HELP = ("Read messages in chat order with their neighbours in the same group (the model's context "
+                 "stage); --no-context classifies each message alone.")
 
 
 @app.callback()
@@ -35,6 +40,7 @@ def score(
         help="Processes to use: this one reads/scores/writes, the others classify (default: one per core; 1 = one process)."),
     messages_format: str = typer.Option(
         "jsonl", "--messages-format", help="Per-message output: jsonl (messages.jsonl) or csv (messages.csv, opens in Excel)."),
+    context: bool = typer.Option(True, "--context/--no-context", help=_CONTEXT_HELP),
 ) -> None:
     """Classify every message and score each group: report.json, messages.jsonl (or .csv), report.html."""
     from rich.console import Console
@@ -47,7 +53,7 @@ def score(
         report = score_exports(
             inputs, load_model(model), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
             out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
-            messages_format=messages_format,
+            messages_format=messages_format, context=context,
         )
     except GroupscoreError as err:
         _fail(err)
@@ -96,6 +102,7 @@ def predict(
     topic: Optional[str] = typer.Option(None, "--topic", help="The group's topic (description or keywords)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output JSONL (default: stdout)."),
     explain: bool = typer.Option(False, "--explain", help="Add the features behind each verdict."),
+    context: bool = typer.Option(True, "--context/--no-context", help=_LINES_CONTEXT_HELP),
 ) -> None:
     """Classify messages: writes the input fields plus label, probs and relevance as JSONL."""
     import sys
@@ -108,6 +115,8 @@ def predict(
         texts = [r["text"] for r in rows]
         t = _topic_for(clf, topic, texts)
         preds = clf.predict(texts, t) if texts else []
+        if context:
+            preds = in_context(clf, preds, [r.get("group") for r in rows])
     except GroupscoreError as err:
         _fail(err)
     sink = out.open("wb") if out else sys.stdout.buffer
@@ -131,6 +140,7 @@ def evaluate(
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     topic: Optional[str] = typer.Option(None, "--topic", help="The group's topic (else each row's 'topic', else induced)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    context: bool = typer.Option(True, "--context/--no-context", help=_LINES_CONTEXT_HELP),
 ) -> None:
     """Per-class precision/recall/F1, macro-F1, accuracy and the confusion matrix."""
     import json
@@ -152,7 +162,7 @@ def evaluate(
         # otherwise each row is judged under its own topic.
         shared = topic or not any(e.topic for e in examples)
         t = _topic_for(clf, topic, [e.text for e in examples]) if shared else None
-        pred = predict_labels(clf, examples, t)
+        pred = predict_labels(clf, examples, t, groups=[r.get("group") for r in rows] if context else None)
         m = evaluate_labels([r["label"] for r in rows], pred)
     except GroupscoreError as err:
         _fail(err)

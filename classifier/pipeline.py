@@ -46,6 +46,7 @@ import numpy as np
 import orjson
 
 from . import __version__
+from .context import ContextStream
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
@@ -263,6 +264,7 @@ class _Group:
     pending: list[Message] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # display name -> pseudonym (anonymize)
     longest_name: int = 0
+    context: ContextStream | None = None  # the conversation-context stage, when the model has one
 
 
 class _Run:
@@ -279,8 +281,10 @@ class _Run:
         relevance_threshold: float,
         pool: Any | None = None,
         depth: int = 2,
+        context: bool = True,
     ) -> None:
         self.classifier = classifier
+        self.context_model = getattr(classifier, "context_", None) if context else None
         # With a worker pool: batches in flight (submitted, consumed in order) and, per topic,
         # the texts a worker is already classifying (so a repeat in the next batch waits for it).
         self.pool = pool
@@ -316,6 +320,8 @@ class _Run:
                 self._shared_topic = resolve_topic(self.classifier, self.topic_text)
             topic = self._shared_topic
         g = self.groups[name] = _Group(name, topic, entry.get("members"), list(entry.get("admins", [])))
+        if self.context_model is not None:
+            g.context = ContextStream(self.context_model)
         return g
 
     def flush(self, g: _Group) -> None:
@@ -345,7 +351,16 @@ class _Run:
         return batch
 
     def _emit(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
-        """Aggregate one classified batch and append its per-message output lines."""
+        """Aggregate one classified batch (after the context stage, which may hold its last
+        messages back until the next batch) and append its per-message output lines."""
+        if g.context is not None:
+            batch, probs, rel = g.context.push(batch, cb.index, cb.probs, cb.relevance)
+            if batch:
+                self._aggregate(g, batch, _per_message(batch, probs, rel))
+            return
+        self._aggregate(g, batch, cb)
+
+    def _aggregate(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
         scorer = g.scorer
         add = scorer.add
         labels, rel = cb.labels, cb.relevance.tolist()
@@ -455,7 +470,24 @@ class _Run:
         for g in self.groups.values():
             self.flush(g)
         self.drain()
+        for g in self.groups.values():
+            if g.context is not None:
+                batch, probs, rel = g.context.close()
+                if batch:
+                    self._aggregate(g, batch, _per_message(batch, probs, rel))
         return [g.scorer.result() for g in self.groups.values()]
+
+
+def _per_message(batch: list[Message], probs: np.ndarray, relevance: np.ndarray) -> ClassifiedBatch:
+    """A batch whose non-system messages each have their own row (context-aware output)."""
+    index, k = [], 0
+    for m in batch:
+        if m.kind == "system":
+            index.append(-1)
+        else:
+            index.append(k)
+            k += 1
+    return ClassifiedBatch(index, [LABELS[j] for j in probs.argmax(axis=1)], probs, relevance)
 
 
 MESSAGE_FORMATS = ("jsonl", "csv")
@@ -550,6 +582,7 @@ def score_stream(
     inputs: list[dict[str, Any]] | None = None,
     jobs: int | None = 1,
     messages_format: str = "jsonl",
+    context: bool = True,
 ) -> dict[str, Any]:
     """Score an already-read stream of records (any mix of groups); see :func:`score_exports`."""
     from .report import render_html, write_report_json
@@ -565,7 +598,7 @@ def score_stream(
     # so a bad config fails before any file is opened or process started.
     run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
                anonymize_key=anonymize_key, out=None, batch_size=batch_size,
-               relevance_threshold=relevance_threshold, pool=None, depth=jobs + 1)
+               relevance_threshold=relevance_threshold, pool=None, depth=jobs + 1, context=context)
     if out_path is not None:
         sink = _CsvSink if messages_format == "csv" else _JsonlSink
         try:
@@ -631,6 +664,7 @@ def score_stream(
             "groups_config": sorted(run.config),
             "anonymized": anonymize,
             "relevance_threshold": relevance_threshold,
+            "context": run.context_model is not None,
         },
         "inputs": inputs if inputs is not None else [],
         "records": run.records,
@@ -663,6 +697,7 @@ def score_exports(
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     jobs: int | None = 1,
     messages_format: str = "jsonl",
+    context: bool = True,
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 
@@ -677,6 +712,9 @@ def score_exports(
 
     ``messages_format``: ``"jsonl"`` (``messages.jsonl``, default) or ``"csv"`` (``messages.csv``:
     UTF-8 with BOM, one ``p_<label>`` column per label, formula-like cells prefixed with ``'``).
+
+    ``context``: apply the model's conversation-context stage (:mod:`classifier.context`), which
+    reads each message with its neighbours in the group; ``False`` classifies messages alone.
     """
     from .formats import ReadStats, iter_messages
 
@@ -697,7 +735,7 @@ def score_exports(
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
                         progress=progress, batch_size=batch_size,
                         relevance_threshold=relevance_threshold, inputs=inputs, jobs=jobs,
-                        messages_format=messages_format)
+                        messages_format=messages_format, context=context)
 
 
 def _start_pool(classifier: Classifier, jobs: int):

@@ -8,9 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
-from .base import Classifier, Example, GroupscoreError, Topic, label_from_probs
-from .data import QQ_TOPIC, build_splits, is_validation
-from .base import LABELS
+from .base import LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs
+from .data import QQ_TOPIC, VAL_PERCENT, build_splits, is_validation
 from .evaluation import calibration_error, evaluate_labels
 
 
@@ -68,20 +67,29 @@ def train_linear(train: Sequence[Example], val=None, embeddings="none", progress
     return LinearClassifier(embeddings=emb, **params).fit(train)
 
 
-def predict_labels(clf: Classifier, examples: Sequence[Example], topic: Topic | str | None = None) -> list[str]:
-    """Predicted labels, grouping examples by their own topic unless ``topic`` overrides it."""
-    if topic is not None:
-        probs, _ = clf.predict_proba([e.text for e in examples], topic)
-        return label_from_probs(probs)
+def predict_labels(clf: Classifier, examples: Sequence[Example], topic: Topic | str | None = None,
+                   groups: Sequence[object] | None = None) -> list[str]:
+    """Predicted labels, grouping examples by their own topic unless ``topic`` overrides it.
+
+    With ``groups`` (one key per example; ``None`` keys form one conversation) the examples are
+    read as chats in order and the model's context stage, if it has one, is applied.
+    """
+    import numpy as np
+
+    probs = np.zeros((len(examples), len(LABELS)))
+    rel = np.zeros(len(examples))
     by_topic: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(examples):
-        by_topic[e.topic].append(i)
-    out = [""] * len(examples)
+        by_topic["" if topic is not None else e.topic].append(i)
     for t, idx in by_topic.items():
-        probs, _ = clf.predict_proba([examples[i].text for i in idx], t or None)
-        for i, lab in zip(idx, label_from_probs(probs)):
-            out[i] = lab
-    return out
+        p, r = clf.predict_proba([examples[i].text for i in idx], topic if topic is not None else (t or None))
+        probs[idx], rel[idx] = p, r
+    ctx = getattr(clf, "context_", None)
+    if groups is not None and ctx is not None and len(examples):
+        from .context import apply_by_group
+
+        probs = apply_by_group(ctx, probs, rel, groups)
+    return label_from_probs(probs)
 
 
 def evaluate_examples(clf: Classifier, examples: Sequence[Example], topic: str | None = None) -> dict:
@@ -148,3 +156,68 @@ def split_user_examples(examples: Sequence[Example], val_fraction_percent: int =
     train = [e for e in examples if not is_validation(e.text)] if val_fraction_percent else list(examples)
     val = [e for e in examples if is_validation(e.text)] if val_fraction_percent else []
     return train, val
+
+
+def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int = 4, progress: bool = True) -> dict:
+    """Fit the conversation-context stage of a linear model directory on the real group chat.
+
+    qq_group's training rows get out-of-fold predictions from ``folds`` models trained like the
+    saved one (same parameters and word vectors, uncalibrated) on the training pools minus that
+    fold; its validation rows are predicted by the saved model. The stage is fitted on the
+    training rows of the chat in its original order (validation rows stay in the sequence as
+    neighbours, their labels unused) and written as ``context.json``; the returned metrics are
+    the validation rows' with and without context, also recorded in ``model.json``.
+    """
+    import json
+
+    import numpy as np
+
+    from . import load_model
+    from .context import ContextModel
+    from .data import stable_bucket
+    from .linear import LinearClassifier
+
+    clf = load_model(model_dir)
+    if not isinstance(clf, LinearClassifier):
+        raise GroupscoreError("the context stage is fitted for linear models only")
+    splits = build_splits(shared_dir)
+    rows = [r for r in (json.loads(line) for line in (Path(shared_dir) / "qq_group_train.jsonl").open(encoding="utf-8")
+                        if line.strip()) if r.get("text")]
+    texts = [r["text"] for r in rows]
+    bucket = np.array([stable_bucket(t) for t in texts])
+    val = bucket < VAL_PERCENT
+    probs = np.zeros((len(rows), len(LABELS)))
+    rel = np.zeros(len(rows))
+    # Validation rows: the saved model, mapped back to the uncalibrated scale of the folds.
+    p, r = clf.predict_proba([t for t, v in zip(texts, val) if v], QQ_TOPIC)
+    T = clf.temperature_
+    z = T * np.log(np.clip(p, 1e-12, 1.0))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    probs[val], rel[val] = e / e.sum(axis=1, keepdims=True), r
+    params = {k: getattr(clf, k) for k in ("C", "char_range", "min_df", "max_char_features", "max_word_features",
+                                          "cue_scale", "rel_scale", "emb_scale", "folds", "seed")}
+    step = (100 - VAL_PERCENT) / folds
+    for k in range(folds):
+        lo, hi = VAL_PERCENT + k * step, VAL_PERCENT + (k + 1) * step
+        held = lambda e: e.source == "qq_group" and lo <= stable_bucket(e.text) < hi  # noqa: E731
+        fold = LinearClassifier(embeddings=clf.embeddings_, calibrate=False, **params)
+        fold.fit([e for e in splits.train if not held(e)])
+        mask = (bucket >= lo) & (bucket < hi)
+        p, r = fold.predict_proba([t for t, m in zip(texts, mask) if m], QQ_TOPIC)
+        probs[mask], rel[mask] = p, r
+        if progress:
+            print(f"  context stage: out-of-fold predictions {k + 1}/{folds}", flush=True)
+    labels = [r["label"] for r in rows]
+    ctx = ContextModel.fit(probs, rel, labels, ~val, temperature=T,
+                           meta={"source": "qq_group_train.jsonl (chat order), out-of-fold", "folds": folds})
+    gold = [lab for lab, v in zip(labels, val) if v]
+    alone = evaluate_labels(gold, label_from_probs(probs[val]))
+    with_ctx = evaluate_labels(gold, label_from_probs(ctx.apply(probs, rel, calibrated=False)[val]))
+    ctx.meta["validation"] = {"qq_group_alone": alone, "qq_group_in_context": with_ctx}
+    ctx.save(model_dir)
+    meta_path = Path(model_dir) / "model.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.setdefault("metrics", {})["qq_group_in_context"] = with_ctx
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    return ctx.meta["validation"]
+
