@@ -46,12 +46,13 @@ import numpy as np
 import orjson
 
 from . import __version__
-from .context import ContextStream
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
+from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      classify_batch, distinct_index, is_effective, pack_rows, resolve_topic, unpack_rows)
+                      classify_batch, distinct_index, is_effective, pack_rows, per_message_batch, resolve_topic,
+                      unpack_rows)
 
 DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -356,7 +357,7 @@ class _Run:
         if g.context is not None:
             batch, probs, rel = g.context.push(batch, cb.index, cb.probs, cb.relevance)
             if batch:
-                self._aggregate(g, batch, _per_message(batch, probs, rel))
+                self._aggregate(g, batch, per_message_batch(batch, probs, rel))
             return
         self._aggregate(g, batch, cb)
 
@@ -474,20 +475,8 @@ class _Run:
             if g.context is not None:
                 batch, probs, rel = g.context.close()
                 if batch:
-                    self._aggregate(g, batch, _per_message(batch, probs, rel))
+                    self._aggregate(g, batch, per_message_batch(batch, probs, rel))
         return [g.scorer.result() for g in self.groups.values()]
-
-
-def _per_message(batch: list[Message], probs: np.ndarray, relevance: np.ndarray) -> ClassifiedBatch:
-    """A batch whose non-system messages each have their own row (context-aware output)."""
-    index, k = [], 0
-    for m in batch:
-        if m.kind == "system":
-            index.append(-1)
-        else:
-            index.append(k)
-            k += 1
-    return ClassifiedBatch(index, [LABELS[j] for j in probs.argmax(axis=1)], probs, relevance)
 
 
 MESSAGE_FORMATS = ("jsonl", "csv")

@@ -59,6 +59,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
+from .context import ContextStream
 from .records import Message
 
 CORE_MIN_EFFECTIVE = 3
@@ -724,11 +725,13 @@ def score_messages(
     group: str | None = None,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     batch_size: int = 4096,
+    context: bool = True,
 ) -> dict[str, Any]:
     """Classify and score ONE group's messages; returns one entry of ``report.json``'s ``groups``.
 
     Without ``topic`` the topic is induced from the first ``INDUCE_MESSAGES`` messages.
-    The group name is ``group`` or the first message's ``group``.
+    The group name is ``group`` or the first message's ``group``. ``context``: read the
+    messages in order with the model's conversation-context stage, as ``score`` does.
 
     >>> score_messages(msgs, load_model(), topic="私域运营 社群")["verticality"]   # doctest: +SKIP
     62.5
@@ -742,6 +745,8 @@ def score_messages(
                 break
     resolved = resolve_topic(classifier, topic, [m.text for m in head if m.kind in TOPIC_KINDS])
     scorer: GroupScorer | None = None
+    ctx = getattr(classifier, "context_", None) if context else None
+    stream = ContextStream(ctx) if ctx is not None else None
 
     def flush(batch: list[Message]) -> None:
         nonlocal scorer
@@ -750,6 +755,12 @@ def score_messages(
             scorer = GroupScorer(name, resolved, members=members, admins=admins,
                                  relevance_threshold=relevance_threshold)
         cb = classify_batch(classifier, batch, resolved)
+        if stream is not None:
+            batch, probs, rel = stream.push(batch, cb.index, cb.probs, cb.relevance)
+            cb = per_message_batch(batch, probs, rel)
+        add(batch, cb)
+
+    def add(batch: list[Message], cb: ClassifiedBatch) -> None:
         for m, i in zip(batch, cb.index):
             if i < 0:
                 scorer.add(m, None)
@@ -764,5 +775,24 @@ def score_messages(
             batch = []
     if batch or scorer is None:
         flush(batch)
+    if stream is not None:
+        add(*_closed(stream))
     assert scorer is not None
     return scorer.result()
+
+
+def _closed(stream: ContextStream) -> tuple[list[Message], ClassifiedBatch]:
+    batch, probs, rel = stream.close()
+    return batch, per_message_batch(batch, probs, rel)
+
+
+def per_message_batch(batch: list[Message], probs: np.ndarray, relevance: np.ndarray) -> ClassifiedBatch:
+    """A batch whose non-system messages each have their own row (the context stage's output)."""
+    index, k = [], 0
+    for m in batch:
+        if m.kind == "system":
+            index.append(-1)
+        else:
+            index.append(k)
+            k += 1
+    return ClassifiedBatch(index, [LABELS[j] for j in np.asarray(probs).argmax(axis=1)], probs, relevance)

@@ -172,14 +172,14 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
 
     import numpy as np
 
-    from . import load_model
+    from .base import read_model_json
     from .context import ContextModel
     from .data import stable_bucket
     from .linear import LinearClassifier
 
-    clf = load_model(model_dir)
-    if not isinstance(clf, LinearClassifier):
+    if read_model_json(model_dir).get("backend", "linear") != "linear":
         raise GroupscoreError("the context stage is fitted for linear models only")
+    clf = LinearClassifier.load(model_dir)  # its current context stage (if any) is replaced
     splits = build_splits(shared_dir)
     rows = [r for r in (json.loads(line) for line in (Path(shared_dir) / "qq_group_train.jsonl").open(encoding="utf-8")
                         if line.strip()) if r.get("text")]
@@ -199,7 +199,8 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
     step = (100 - VAL_PERCENT) / folds
     for k in range(folds):
         lo, hi = VAL_PERCENT + k * step, VAL_PERCENT + (k + 1) * step
-        held = lambda e: e.source == "qq_group" and lo <= stable_bucket(e.text) < hi  # noqa: E731
+        # the held-out rows and their topic-contrastive copies ("qq_group+contrast")
+        held = lambda e: e.source.startswith("qq_group") and lo <= stable_bucket(e.text) < hi  # noqa: E731
         fold = LinearClassifier(embeddings=clf.embeddings_, calibrate=False, **params)
         fold.fit([e for e in splits.train if not held(e)])
         mask = (bucket >= lo) & (bucket < hi)

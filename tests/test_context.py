@@ -25,9 +25,9 @@ def _chat(n, seed=0):
     return P, rng.random(n), [LABELS[i] for i in y]
 
 
-def _random_model(seed=1):
+def _random_model(seed=1, gate=0.6):
     rng = np.random.default_rng(seed)
-    return ContextModel(rng.normal(size=(4, 39)), rng.normal(size=4), temperature=1.7)
+    return ContextModel(rng.normal(size=(4, 39)), rng.normal(size=4), temperature=1.7, gate=gate)
 
 
 def test_fitted_context_beats_messages_alone_on_unseen_chat():
@@ -38,6 +38,17 @@ def test_fitted_context_beats_messages_alone_on_unseen_chat():
     alone = (P.argmax(1)[~train] == gold).mean()
     with_ctx = (ctx.apply(P, R, calibrated=False).argmax(1)[~train] == gold).mean()
     assert with_ctx > alone + 0.1
+
+
+def test_only_unsure_messages_are_reweighed():
+    ctx = _random_model(4)
+    rng = np.random.default_rng(4)
+    P = rng.dirichlet(np.ones(4), size=50)
+    P[::3] = [0.95, 0.02, 0.02, 0.01]  # sure even after undoing the temperature
+    out = ctx.apply(P, rng.random(50))
+    assert np.array_equal(out[::3], P[::3])
+    unsure = [i for i in range(50) if i % 3]
+    assert not np.allclose(out[unsure], P[unsure])
 
 
 def test_neighbours_never_cross_a_conversation_start():
@@ -128,7 +139,7 @@ def test_score_applies_context_per_group_whatever_the_batching(tmp_path):
 
     path = _make_export(tmp_path, 3000, 3)
     clf = FakeClassifier()
-    clf.context_ = _random_model(7)
+    clf.context_ = _random_model(7, gate=1.01)  # the fake's probabilities are sure: re-weigh all
     runs = {}
     for name, kw in {"small": {"batch_size": 50}, "large": {"batch_size": 4096},
                      "alone": {"batch_size": 50, "context": False}}.items():
@@ -156,3 +167,23 @@ def test_score_applies_context_per_group_whatever_the_batching(tmp_path):
         assert [small[i]["label"] for i in rows] == [LABELS[k] for k in want.argmax(1)]
         changed += sum(small[i]["label"] != alone[i]["label"] for i in rows)
     assert changed > 0
+
+
+def test_library_score_messages_matches_the_pipeline(tmp_path):
+    """score_messages (library, /v1/score) reads a group in order with context, as `score` does."""
+    from classifier import pipeline
+    from classifier.formats import iter_messages
+    from classifier.scoring import score_messages
+    from tests.scoring_fakes import FakeClassifier
+    from tests.test_parallel import _make_export
+
+    path = _make_export(tmp_path, 1500, 1)
+    clf = FakeClassifier()
+    clf.context_ = _random_model(8, gate=1.01)
+    report = pipeline.score_exports([path], clf, progress=False, jobs=1, topic="私域 社群", batch_size=64)
+    msgs = list(iter_messages(path))
+    lib = score_messages(msgs, clf, topic="私域 社群", batch_size=100)
+    alone = score_messages(msgs, clf, topic="私域 社群", batch_size=100, context=False)
+    assert lib["labels"] == report["groups"][0]["labels"]
+    assert lib["effective_activity"] == report["groups"][0]["effective_activity"]
+    assert alone["labels"] != lib["labels"]
