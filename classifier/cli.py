@@ -12,10 +12,10 @@ from .base import GroupscoreError
 from .context import in_context
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
-_LINES_CONTEXT_HELP = ("Read the lines as a chat in order (one conversation per 'group' field) and weigh each "
-                       "message with its neighbours; --no-context for unrelated messages.")
-_CONTEXT_HELP = ("Read messages in chat order with their neighbours in the same group (the model's context "
-                 "stage); --no-context classifies each message alone.")
+_LINES_CONTEXT_HELP = ("Read the lines as a chat in order (one conversation per 'group' field) and let the "
+                       "model's context stage weigh unsure messages with their neighbours (default: each line alone).")
+_CONTEXT_HELP = ("Let the model's context stage weigh unsure messages with their neighbours in the same group, "
+                 "in export order (default: each message alone).")
 
 
 @app.callback()
@@ -40,7 +40,7 @@ def score(
         help="Processes to use: this one reads/scores/writes, the others classify (default: one per core; 1 = one process)."),
     messages_format: str = typer.Option(
         "jsonl", "--messages-format", help="Per-message output: jsonl (messages.jsonl) or csv (messages.csv, opens in Excel)."),
-    context: bool = typer.Option(True, "--context/--no-context", help=_CONTEXT_HELP),
+    context: bool = typer.Option(False, "--context/--no-context", help=_CONTEXT_HELP),
 ) -> None:
     """Classify every message and score each group: report.json, messages.jsonl (or .csv), report.html."""
     from rich.console import Console
@@ -102,7 +102,7 @@ def predict(
     topic: Optional[str] = typer.Option(None, "--topic", help="The group's topic (description or keywords)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output JSONL (default: stdout)."),
     explain: bool = typer.Option(False, "--explain", help="Add the features behind each verdict."),
-    context: bool = typer.Option(True, "--context/--no-context", help=_LINES_CONTEXT_HELP),
+    context: bool = typer.Option(False, "--context/--no-context", help=_LINES_CONTEXT_HELP),
 ) -> None:
     """Classify messages: writes the input fields plus label, probs and relevance as JSONL."""
     import sys
@@ -140,7 +140,7 @@ def evaluate(
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     topic: Optional[str] = typer.Option(None, "--topic", help="The group's topic (else each row's 'topic', else induced)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    context: bool = typer.Option(True, "--context/--no-context", help=_LINES_CONTEXT_HELP),
+    context: bool = typer.Option(False, "--context/--no-context", help=_LINES_CONTEXT_HELP),
 ) -> None:
     """Per-class precision/recall/F1, macro-F1, accuracy and the confusion matrix."""
     import json

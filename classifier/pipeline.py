@@ -282,7 +282,7 @@ class _Run:
         relevance_threshold: float,
         pool: Any | None = None,
         depth: int = 2,
-        context: bool = True,
+        context: bool = False,
     ) -> None:
         self.classifier = classifier
         self.context_model = getattr(classifier, "context_", None) if context else None
@@ -571,7 +571,7 @@ def score_stream(
     inputs: list[dict[str, Any]] | None = None,
     jobs: int | None = 1,
     messages_format: str = "jsonl",
-    context: bool = True,
+    context: bool = False,
 ) -> dict[str, Any]:
     """Score an already-read stream of records (any mix of groups); see :func:`score_exports`."""
     from .report import render_html, write_report_json
@@ -686,7 +686,7 @@ def score_exports(
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     jobs: int | None = 1,
     messages_format: str = "jsonl",
-    context: bool = True,
+    context: bool = False,
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 

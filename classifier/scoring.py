@@ -725,7 +725,7 @@ def score_messages(
     group: str | None = None,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
     batch_size: int = 4096,
-    context: bool = True,
+    context: bool = False,
 ) -> dict[str, Any]:
     """Classify and score ONE group's messages; returns one entry of ``report.json``'s ``groups``.
 

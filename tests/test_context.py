@@ -141,14 +141,15 @@ def test_score_applies_context_per_group_whatever_the_batching(tmp_path):
     clf = FakeClassifier()
     clf.context_ = _random_model(7, gate=1.01)  # the fake's probabilities are sure: re-weigh all
     runs = {}
-    for name, kw in {"small": {"batch_size": 50}, "large": {"batch_size": 4096},
-                     "alone": {"batch_size": 50, "context": False}}.items():
+    for name, kw in {"small": {"batch_size": 50, "context": True}, "large": {"batch_size": 4096, "context": True},
+                     "alone": {"batch_size": 50}}.items():
         out = tmp_path / name
         pipeline.score_exports([path], clf, out_dir=out, progress=False, jobs=1, topic="私域 社群", **kw)
         runs[name] = [json.loads(line) for line in (out / "messages.jsonl").open(encoding="utf-8")]
     if pipeline._can_fork():
         out = tmp_path / "jobs2"
-        pipeline.score_exports([path], clf, out_dir=out, progress=False, jobs=2, topic="私域 社群", batch_size=50)
+        pipeline.score_exports([path], clf, out_dir=out, progress=False, jobs=2, topic="私域 社群", batch_size=50,
+                               context=True)
         assert (out / "messages.jsonl").read_bytes() == (tmp_path / "small" / "messages.jsonl").read_bytes()
     # messages.jsonl is written group batch by group batch: compare each group's lines in order.
     def by_group(lines):
@@ -180,10 +181,10 @@ def test_library_score_messages_matches_the_pipeline(tmp_path):
     path = _make_export(tmp_path, 1500, 1)
     clf = FakeClassifier()
     clf.context_ = _random_model(8, gate=1.01)
-    report = pipeline.score_exports([path], clf, progress=False, jobs=1, topic="私域 社群", batch_size=64)
+    report = pipeline.score_exports([path], clf, progress=False, jobs=1, topic="私域 社群", batch_size=64, context=True)
     msgs = list(iter_messages(path))
-    lib = score_messages(msgs, clf, topic="私域 社群", batch_size=100)
-    alone = score_messages(msgs, clf, topic="私域 社群", batch_size=100, context=False)
+    lib = score_messages(msgs, clf, topic="私域 社群", batch_size=100, context=True)
+    alone = score_messages(msgs, clf, topic="私域 社群", batch_size=100)
     assert lib["labels"] == report["groups"][0]["labels"]
     assert lib["effective_activity"] == report["groups"][0]["effective_activity"]
     assert alone["labels"] != lib["labels"]
