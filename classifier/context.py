@@ -42,12 +42,19 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _shift(A: np.ndarray, k: int, starts: np.ndarray) -> np.ndarray:
-    """Row i gets row i-k of its own segment (zeros past a segment's edge)."""
+def uncalibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """A calibrated model's probabilities (softmax(z / T)) back on its uncalibrated scale (softmax(z))."""
+    P = np.asarray(probs, dtype=np.float64)
+    if temperature == 1.0:
+        return P
+    return _softmax(temperature * np.log(np.clip(P, 1e-12, 1.0)))
+
+
+def _shift(A: np.ndarray, k: int, seg: np.ndarray) -> np.ndarray:
+    """Row i gets row i-k if it is in the same segment (``seg``: segment number per row), else zeros."""
     n = len(A)
     out = np.zeros_like(A)
     src = np.arange(n) - k
-    seg = np.searchsorted(starts, np.arange(n), side="right") - 1
     ok = (src >= 0) & (src < n)
     ok[ok] &= seg[src[ok]] == seg[ok]
     out[ok] = A[src[ok]]
@@ -62,12 +69,13 @@ def context_features(probs: np.ndarray, relevance: np.ndarray, starts: Sequence[
     P = np.asarray(probs, dtype=np.float64)
     R = np.asarray(relevance, dtype=np.float64)[:, None]
     st = np.asarray(sorted(set(starts) | {0}), dtype=np.int64)
+    seg = np.searchsorted(st, np.arange(len(P)), side="right") - 1
     cols = [np.log(np.clip(P, _FLOOR, 1.0)), R]
     near = []
     for k in [*range(1, window + 1), *range(-1, -window - 1, -1)]:
-        pk = _shift(P, k, st)
+        pk = _shift(P, k, seg)
         near.append(pk)
-        cols += [pk, _shift(R, k, st)]
+        cols += [pk, _shift(R, k, seg)]
     cols.append(np.mean(near, axis=0))
     return np.hstack(cols)
 
@@ -99,9 +107,7 @@ class ContextModel:
         if len(probs) == 0:
             return np.zeros((0, len(LABELS)))
         own = np.asarray(probs, dtype=np.float64)
-        P = own
-        if calibrated and self.temperature != 1.0:
-            P = _softmax(self.temperature * np.log(np.clip(own, 1e-12, 1.0)))
+        P = uncalibrate(own, self.temperature) if calibrated else own
         out = own.copy()
         unsure = P.max(axis=1) < self.gate
         if unsure.any():

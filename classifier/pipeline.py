@@ -51,8 +51,8 @@ from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      classify_batch, distinct_index, is_effective, pack_rows, per_message_batch, resolve_topic,
-                      unpack_rows)
+                      classify_batch, context_close, context_push, distinct_index, is_effective, pack_rows,
+                      resolve_topic, unpack_rows)
 
 DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -355,11 +355,9 @@ class _Run:
         """Aggregate one classified batch (after the context stage, which may hold its last
         messages back until the next batch) and append its per-message output lines."""
         if g.context is not None:
-            batch, probs, rel = g.context.push(batch, cb.index, cb.probs, cb.relevance)
-            if batch:
-                self._aggregate(g, batch, per_message_batch(batch, probs, rel))
-            return
-        self._aggregate(g, batch, cb)
+            batch, cb = context_push(g.context, batch, cb)
+        if batch:
+            self._aggregate(g, batch, cb)
 
     def _aggregate(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
         scorer = g.scorer
@@ -473,9 +471,9 @@ class _Run:
         self.drain()
         for g in self.groups.values():
             if g.context is not None:
-                batch, probs, rel = g.context.close()
+                batch, cb = context_close(g.context)
                 if batch:
-                    self._aggregate(g, batch, per_message_batch(batch, probs, rel))
+                    self._aggregate(g, batch, cb)
         return [g.scorer.result() for g in self.groups.values()]
 
 

@@ -756,8 +756,7 @@ def score_messages(
                                  relevance_threshold=relevance_threshold)
         cb = classify_batch(classifier, batch, resolved)
         if stream is not None:
-            batch, probs, rel = stream.push(batch, cb.index, cb.probs, cb.relevance)
-            cb = per_message_batch(batch, probs, rel)
+            batch, cb = context_push(stream, batch, cb)
         add(batch, cb)
 
     def add(batch: list[Message], cb: ClassifiedBatch) -> None:
@@ -776,14 +775,23 @@ def score_messages(
     if batch or scorer is None:
         flush(batch)
     if stream is not None:
-        add(*_closed(stream))
+        add(*context_close(stream))
     assert scorer is not None
     return scorer.result()
 
 
-def _closed(stream: ContextStream) -> tuple[list[Message], ClassifiedBatch]:
-    batch, probs, rel = stream.close()
-    return batch, per_message_batch(batch, probs, rel)
+def context_push(stream: ContextStream, batch: list[Message],
+                 cb: ClassifiedBatch) -> tuple[list[Message], ClassifiedBatch]:
+    """Feed one group's classified batch to its context stream; returns the messages now final
+    (possibly none: the stream holds the last ones back) with their context-aware verdicts."""
+    done, probs, rel = stream.push(batch, cb.index, cb.probs, cb.relevance)
+    return done, per_message_batch(done, probs, rel)
+
+
+def context_close(stream: ContextStream) -> tuple[list[Message], ClassifiedBatch]:
+    """The messages a context stream still holds at the end of the group, with their verdicts."""
+    done, probs, rel = stream.close()
+    return done, per_message_batch(done, probs, rel)
 
 
 def per_message_batch(batch: list[Message], probs: np.ndarray, relevance: np.ndarray) -> ClassifiedBatch:

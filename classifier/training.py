@@ -173,16 +173,15 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
     import numpy as np
 
     from .base import read_model_json
-    from .context import ContextModel
-    from .data import stable_bucket
+    from .context import ContextModel, uncalibrate
+    from .data import _shared_rows, stable_bucket
     from .linear import LinearClassifier
 
     if read_model_json(model_dir).get("backend", "linear") != "linear":
         raise GroupscoreError("the context stage is fitted for linear models only")
     clf = LinearClassifier.load(model_dir)  # its current context stage (if any) is replaced
     splits = build_splits(shared_dir)
-    rows = [r for r in (json.loads(line) for line in (Path(shared_dir) / "qq_group_train.jsonl").open(encoding="utf-8")
-                        if line.strip()) if r.get("text")]
+    rows = [r for r in _shared_rows(Path(shared_dir), "qq_group_train.jsonl") if r.get("text")]
     texts = [r["text"] for r in rows]
     bucket = np.array([stable_bucket(t) for t in texts])
     val = bucket < VAL_PERCENT
@@ -191,9 +190,7 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
     # Validation rows: the saved model, mapped back to the uncalibrated scale of the folds.
     p, r = clf.predict_proba([t for t, v in zip(texts, val) if v], QQ_TOPIC)
     T = clf.temperature_
-    z = T * np.log(np.clip(p, 1e-12, 1.0))
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    probs[val], rel[val] = e / e.sum(axis=1, keepdims=True), r
+    probs[val], rel[val] = uncalibrate(p, T), r
     params = {k: getattr(clf, k) for k in ("C", "char_range", "min_df", "max_char_features", "max_word_features",
                                           "cue_scale", "rel_scale", "emb_scale", "folds", "seed")}
     step = (100 - VAL_PERCENT) / folds
