@@ -291,6 +291,7 @@ class _Run:
         self.pool = pool
         self.depth = depth
         self._queue: deque = deque()
+        self.local_batches = 0  # batches the main process classified itself (worker behind)
         self._inflight: dict[int, dict[str, tuple[_Job, int]]] = {}
         self.config = validate_groups_config(dict(groups_config)) if groups_config else {}
         self.topic_text = topic
@@ -399,8 +400,22 @@ class _Run:
         cache.misses += len(todo)
         job.texts = todo
         if todo:
-            job.pending = self.pool.submit(_classify_in_worker, todo, g.topic)
+            if self._worker_behind():
+                # The worker is behind: classify here instead of waiting idle (same model, same
+                # rows, so the output does not depend on which process classified a batch).
+                job.probs, job.relevance = _predict_checked(self.classifier, todo, g.topic)
+                self.local_batches += 1
+            else:
+                job.pending = self.pool.submit(_classify_in_worker, todo, g.topic)
         self._queue.append((g, batch, index, sources, job))
+
+    def _worker_behind(self) -> bool:
+        """True when this batch would only queue behind ``depth`` batches whose oldest is
+        still being classified: then the main process would wait for the worker anyway."""
+        if len(self._queue) < self.depth:
+            return False
+        pending = self._queue[0][4].pending
+        return pending is not None and not pending.done()
 
     def _drain_one(self) -> None:
         g, batch, index, sources, job = self._queue.popleft()

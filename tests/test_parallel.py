@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,28 @@ def test_a_dying_worker_is_an_error_not_a_hang(tmp_path):
     path = _make_export(tmp_path, 500, 2)
     with pytest.raises(GroupscoreError, match="worker process died"):
         _run(path, Dies(), tmp_path / "p", 2, topic="私域")
+
+
+class _SlowInWorker(FakeClassifier):
+    """Sleeps when it runs in a forked worker, so the worker falls behind the reader."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parent = os.getpid()
+
+    def predict_proba(self, texts, topic=None):
+        if os.getpid() != self.parent:
+            time.sleep(0.05)
+        return super().predict_proba(texts, topic)
+
+
+def test_main_process_classifies_when_the_worker_is_behind(tmp_path):
+    path = _make_export(tmp_path, 6000, 5)
+    kw = {"topic": "私域 社群", "batch_size": 64}
+    serial = _run(path, FakeClassifier(), tmp_path / "s", 1, **kw)
+    clf = _SlowInWorker()
+    par = _run(path, clf, tmp_path / "p", 2, **kw)
+    here = len(clf.calls)  # calls made in this process; the worker's calls stay in its copy
+    batches = 6000 // 64
+    assert 0 < here < batches  # both processes classified
+    _same(serial, par, tmp_path / "s", tmp_path / "p")
