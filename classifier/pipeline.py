@@ -749,6 +749,10 @@ def _start_pool(classifier: Classifier, jobs: int):
     """
     from concurrent.futures import ProcessPoolExecutor
 
+    # Build the model's lazy parts (the segmenter's word graph takes ~0.8 s) once, here, before
+    # the fork: the worker inherits them instead of building its own copy, and this process,
+    # which classifies too when the worker falls behind, has them ready.
+    classifier.predict_proba(["预热"], None)
     return ProcessPoolExecutor(max_workers=max(1, jobs - 1), mp_context=multiprocessing.get_context("fork"),
                                initializer=_init_worker, initargs=(classifier,))
 

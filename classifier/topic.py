@@ -114,7 +114,7 @@ class TopicModel:
                 )
                 if lo > 1.0:
                     scored[t] = lo
-            top = sorted(scored.items(), key=lambda kv: -kv[1])[: self.max_terms_per_domain]
+            top = sorted(scored.items(), key=_by_weight)[: self.max_terms_per_domain]
             peak = top[0][1] if top else 1.0
             self.domain_terms_[dom] = {t: round(w / peak, 4) for t, w in top}
         self.domain_desc_ = dict(descriptions or {})
@@ -138,7 +138,7 @@ class TopicModel:
             seeds = set(_split_keywords(desc))
             if segment is not None:
                 seeds.update(t for t in segment(desc) if is_term(t))
-            for s in seeds:
+            for s in sorted(seeds):  # a set's order changes with the hash seed: sorted, runs repeat
                 weights[s] = 1.0
         elif texts_tokens:
             source = "induced"
@@ -151,7 +151,7 @@ class TopicModel:
         self._expand_with_builtin(weights, desc)
         if texts_tokens:
             self._expand_with_texts(weights, texts_tokens)
-        ranked = sorted(weights.items(), key=lambda kv: -kv[1])[:400]
+        ranked = sorted(weights.items(), key=_by_weight)[:400]
         return Topic(
             description=desc,
             keywords=tuple(t for t, _ in ranked),
@@ -209,7 +209,7 @@ class TopicModel:
             lift = (c / n_hit) / (total[t] / n)
             if lift > 1.5 and self.idf(t) > 3.0:
                 cand[t] = min(1.0, 0.25 * math.log(lift) * (c / (c + 3)))
-        for t, w in sorted(cand.items(), key=lambda kv: -kv[1])[:60]:
+        for t, w in sorted(cand.items(), key=_by_weight)[:60]:
             weights[t] = w
 
     def _induce(self, texts_tokens, k: int) -> dict[str, float]:
@@ -220,7 +220,7 @@ class TopicModel:
         scored = {
             t: (c / n) * self.idf(t) for t, c in tf.items() if c >= max(2, 0.002 * n)
         }
-        top = sorted(scored.items(), key=lambda kv: -kv[1])[:k]
+        top = sorted(scored.items(), key=_by_weight)[:k]
         peak = top[0][1] if top else 1.0
         return {t: max(0.3, s / peak) for t, s in top}
 
@@ -270,6 +270,14 @@ class TopicModel:
         tm.bg_df_ = dict(d.get("bg_df", {}))
         tm.bg_docs_ = int(d.get("bg_docs", 0))
         return tm
+
+
+def _by_weight(kv: tuple[str, float]) -> tuple[float, str]:
+    """Sort key: heaviest first, ties by the term itself. Terms reach these rankings through
+    sets, whose order changes with Python's per-process hash seed; without the tie-break the
+    same input gave a different keyword order (and so different top-25/top-60 cut-offs and
+    relevance) from one run to the next."""
+    return -kv[1], kv[0]
 
 
 @lru_cache(maxsize=256)

@@ -1,6 +1,7 @@
 """The linear backend: training on tiny data, persistence, the Classifier contract, topics."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,33 @@ def test_domain_classifier_with_one_or_no_learned_domain():
     ex = [Example(t, lab) for t, lab, _ in TINY]  # no topics at all
     clf = LinearClassifier(min_df=1, folds=2).fit(ex)
     assert clf.domains_ == [] and clf.predict("加V：abc123 免费领资料").label == "ad"
+
+
+_TOPIC_PROBE = r"""
+import json, sys
+from classifier import load_model
+clf = load_model()
+texts = [l.strip() for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+induced = clf.make_topic(texts=texts)
+given = clf.make_topic(description="私域 社群 运营 裂变 复购 拉新 留存 转化")
+probs, rel = clf.predict_proba(texts[:50], induced)
+print(json.dumps([induced.keywords, induced.weights, given.keywords, rel.round(6).tolist()]))
+"""
+
+
+def test_topics_do_not_depend_on_the_hash_seed(tmp_path):
+    # Terms reach the topic rankings through sets; Python orders a set of str by a per-process
+    # random hash, so tied terms used to come out in a different order each run (and with them
+    # the top-25 / top-60 cut-offs the relevance features read).
+    texts = tmp_path / "texts.txt"
+    # Many exact ties: each word appears in the same number of messages.
+    words = ["裂变", "复购", "拉新", "留存", "转化", "社群", "私域", "活动", "用户", "朋友圈", "视频号", "直播间"]
+    lines = [f"{words[i % 12]}和{words[(i + 5) % 12]}怎么做{'好' * (i % 3)}" for i in range(240)]
+    texts.write_text("\n".join(lines), encoding="utf-8")
+    outs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        run = subprocess.run([sys.executable, "-c", _TOPIC_PROBE, str(texts)], env=env,
+                             capture_output=True, text=True, check=True)
+        outs.add(run.stdout)
+    assert len(outs) == 1
