@@ -51,7 +51,7 @@ from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      classify_batch, context_close, context_push, distinct_index, is_effective, pack_rows,
+                      aggregate, classify_batch, context_close, context_push, distinct_index, is_effective, pack_rows,
                       resolve_topic, unpack_rows)
 
 DEFAULT_BATCH = 2048
@@ -362,13 +362,8 @@ class _Run:
 
     def _aggregate(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
         scorer = g.scorer
-        add = scorer.add
-        labels, rel = cb.labels, cb.relevance.tolist()
-        for m, i in zip(batch, cb.index):
-            if i < 0:
-                add(m, None)
-            else:
-                add(m, labels[i], None, rel[i])
+        rel = cb.relevance.tolist()
+        aggregate(scorer, batch, cb, rel)
         if self.out is not None:
             self.out.write_batch(batch, cb, rel, scorer.relevance_threshold)
 

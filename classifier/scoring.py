@@ -234,79 +234,91 @@ class GroupScorer:
 
         ``probs`` is accepted for symmetry with the classifier output; no score needs it.
         """
-        # Hot path (runs once per message): locals instead of repeated attribute look-ups.
-        self.messages += 1
-        if label is None or msg.kind == "system":
-            self.system += 1
-            return False
+        return self.add_many(((msg, label, relevance),)) == 1
+
+    def add_many(self, records: Iterable[tuple[Message, str | None, float | None]]) -> int:
+        """:meth:`add` for a run of ``(msg, label, relevance)`` in export order; returns how many
+        were effective. The per-message hot path of ``score``: one call per batch, with the
+        scorer's state held in locals."""
         labels = self.labels
-        if label not in labels:
-            raise GroupscoreError(f"unknown label {label!r} (expected one of {', '.join(LABELS)})")
-        labels[label] += 1
-        self._seq += 1
-        rel = 0.0 if relevance is None else relevance
-        effective = is_effective(label, rel, self.relevance_threshold)
-        if effective:
-            self.effective += 1
-
-        key = msg.sender_id or msg.sender
-        member = None
-        if key:
-            member = self._members.get(key)
-            if member is None:
-                member = self._members[key] = _Member(msg.sender or key)
-            member.messages += 1
+        members = self._members
+        days = self._days
+        hour_messages, hour_effective = self._hour_messages, self._hour_effective
+        threshold, flood_s = self.relevance_threshold, self._flood_s
+        n_effective = 0
+        for msg, label, relevance in records:
+            self.messages += 1
+            if label is None or msg.kind == "system":
+                self.system += 1
+                continue
+            if label not in labels:
+                raise GroupscoreError(f"unknown label {label!r} (expected one of {', '.join(LABELS)})")
+            labels[label] += 1
+            self._seq += 1
+            rel = 0.0 if relevance is None else relevance
+            effective = is_effective(label, rel, threshold)
             if effective:
-                member.effective += 1
-            if label == _AD:
-                member.ads += 1
-        else:
-            self.unknown_sender += 1
+                n_effective += 1
 
-        t = msg.time
-        ts: float | None = None
-        if t is None:
-            self.undated += 1
-        else:
-            ts = ((t - _EPOCH_NAIVE) if t.tzinfo is None else (t - _EPOCH_UTC)).total_seconds()
-            if self._first_ts is None or ts < self._first_ts:
-                self._first_ts, self._first = ts, t
-            if self._last_ts is None or ts >= self._last_ts:
-                self._last_ts, self._last = ts, t
-            d = t.date()
-            day = self._days.get(d)
-            if day is None:
-                day = self._days[d] = [0, 0, set(), set()]
-            day[0] += 1
+            key = msg.sender_id or msg.sender
+            member = None
             if key:
-                day[3].add(key)
-            h = t.hour
-            self._hour_messages[h] += 1
-            if effective:
-                day[1] += 1
-                self._hour_effective[h] += 1
+                member = members.get(key)
+                if member is None:
+                    member = members[key] = _Member(msg.sender or key)
+                member.messages += 1
+                if effective:
+                    member.effective += 1
+                if label == _AD:
+                    member.ads += 1
+            else:
+                self.unknown_sender += 1
+
+            t = msg.time
+            ts: float | None = None
+            if t is None:
+                self.undated += 1
+            else:
+                ts = ((t - _EPOCH_NAIVE) if t.tzinfo is None else (t - _EPOCH_UTC)).total_seconds()
+                if self._first_ts is None or ts < self._first_ts:
+                    self._first_ts, self._first = ts, t
+                if self._last_ts is None or ts >= self._last_ts:
+                    self._last_ts, self._last = ts, t
+                d = t.date()
+                day = days.get(d)
+                if day is None:
+                    day = days[d] = [0, 0, set(), set()]
+                day[0] += 1
                 if key:
-                    day[2].add(key)
+                    day[3].add(key)
+                h = t.hour
+                hour_messages[h] += 1
+                if effective:
+                    day[1] += 1
+                    hour_effective[h] += 1
+                    if key:
+                        day[2].add(key)
 
-        if member is not None and msg.kind in FLOOD_KINDS:
-            text = msg.text.strip()
-            if text:
-                recent = member.recent
-                prev_ts = recent.pop(text, _MISSING)
-                if prev_ts is not _MISSING and (ts is None or prev_ts is None or ts - prev_ts <= self._flood_s):
-                    self.flood += 1
-                recent[text] = ts
-                if len(recent) > FLOOD_MEMORY:
-                    del recent[next(iter(recent))]
+            if member is not None and msg.kind in FLOOD_KINDS:
+                text = msg.text.strip()
+                if text:
+                    recent = member.recent
+                    prev_ts = recent.pop(text, _MISSING)
+                    if prev_ts is not _MISSING and (ts is None or prev_ts is None or ts - prev_ts <= flood_s):
+                        self.flood += 1
+                    recent[text] = ts
+                    if len(recent) > FLOOD_MEMORY:
+                        del recent[next(iter(recent))]
 
-        if msg.reply_to:
-            self._has_reply_data = True
-            self._track_answers(msg, label, key, ts)
-        elif self._open and ts is not None:
-            self._track_answers(msg, label, key, ts)
-        if label == _QUESTION:
-            self._add_question(msg, key, ts, rel)
-        return effective
+            if msg.reply_to:
+                self._has_reply_data = True
+                self._track_answers(msg, label, key, ts)
+            elif self._open and ts is not None:
+                self._track_answers(msg, label, key, ts)
+            if label == _QUESTION:
+                self._add_question(msg, key, ts, rel)
+        self.effective += n_effective
+        return n_effective
 
     def _add_question(self, msg: Message, key: str, ts: float | None, rel: float) -> None:
         self.questions += 1
@@ -760,11 +772,7 @@ def score_messages(
         add(batch, cb)
 
     def add(batch: list[Message], cb: ClassifiedBatch) -> None:
-        for m, i in zip(batch, cb.index):
-            if i < 0:
-                scorer.add(m, None)
-            else:
-                scorer.add(m, cb.labels[i], None, float(cb.relevance[i]))
+        aggregate(scorer, batch, cb)
 
     batch = head
     for m in it:
@@ -778,6 +786,15 @@ def score_messages(
         add(*context_close(stream))
     assert scorer is not None
     return scorer.result()
+
+
+def aggregate(scorer: GroupScorer, batch: Sequence[Message], cb: ClassifiedBatch,
+              relevance: Sequence[float] | None = None) -> int:
+    """Account a classified batch (system records included) in ``scorer``; returns how many
+    messages were effective. ``relevance``: ``cb.relevance`` as floats, if already converted."""
+    labels = cb.labels
+    rel = cb.relevance.tolist() if relevance is None else relevance
+    return scorer.add_many((m, None, None) if i < 0 else (m, labels[i], rel[i]) for m, i in zip(batch, cb.index))
 
 
 def context_push(stream: ContextStream, batch: list[Message],
