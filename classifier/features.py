@@ -70,7 +70,10 @@ def cue_vector(norm: str) -> list[float]:
 
 
 _LATIN = re.compile(r"[a-z]")
-_DROP_PLACEHOLDERS = {ord(c): None for c in _PLACEHOLDER_CHARS}
+# A text is "only placeholders" when stripping these leaves nothing (str.strip with a set of
+# characters is ~10x cheaper than translate() deleting them, then strip()).
+_PLACEHOLDERS_AND_SPACE = "".join(sorted(_PLACEHOLDER_CHARS)) + "".join(
+    c for c in map(chr, range(0x3000 + 1)) if c.isspace())
 _ACCOUNT = (T["QQ"], T["PHONE"], T["WXID"])
 
 
@@ -86,7 +89,7 @@ def cue_matrix(norms: list[str]) -> np.ndarray:
     qq, phone, wxid = _ACCOUNT
     q_final, q_word, q_start = _Q_FINAL.search, _Q_WORD.search, _Q_START.search
     ad_words, trade, laugh, phatic = _AD_WORD.findall, _TRADE.search, _LAUGH.match, _PHATIC.match
-    latin, cjk, drop = _LATIN.findall, _HAS_CJK.search, _DROP_PLACEHOLDERS
+    latin, cjk, only = _LATIN.findall, _HAS_CJK.search, _PLACEHOLDERS_AND_SPACE
     isdigit = str.isdigit
     rows = []
     append = rows.append
@@ -104,7 +107,7 @@ def cue_matrix(norms: list[str]) -> np.ndarray:
             url in s,
             qq in s or phone in s or wxid in s,
             price in s,
-            n > 0 and not s.translate(drop).strip(),  # only placeholders and whitespace
+            n > 0 and not s.strip(only),  # only placeholders and whitespace
             n > 0 and laugh(s) is not None,
             n <= 8 and phatic(s) is not None,
             mention in s,

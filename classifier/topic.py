@@ -236,15 +236,15 @@ class TopicModel:
         out = np.zeros((len(docs), 3), dtype=np.float32)
         if topic is None or not topic.keywords:
             return out
-        w, rx = _topic_matcher(topic)
+        w, rx, single = _topic_matcher(topic)
         for i, toks in enumerate(docs):
-            terms = {t for t in toks if is_term(t)}
-            hits = {t for t in terms if t in w and len(t) == 1}
+            hits = single.intersection(toks)
             if rx is not None:
                 text = norms[i] if norms is not None else "".join(toks)
                 hits.update(rx.findall(text))
             if not hits:
                 continue
+            terms = {t for t in toks if is_term(t)}  # only needed for a text that hits the topic
             vals = [w[t] for t in hits]
             s = sum(vals)
             out[i, 0] = 1.0 - math.exp(-1.5 * s)
@@ -281,8 +281,10 @@ def _by_weight(kv: tuple[str, float]) -> tuple[float, str]:
 
 
 @lru_cache(maxsize=256)
-def _topic_matcher(topic: Topic) -> tuple[dict[str, float], "re.Pattern[str] | None"]:
+def _topic_matcher(topic: Topic) -> tuple[dict[str, float], "re.Pattern[str] | None", set[str]]:
     w = dict(zip(topic.keywords, topic.weights or (1.0,) * len(topic.keywords)))
     multi = sorted((t for t in w if len(t) > 1), key=len, reverse=True)
     rx = re.compile("|".join(re.escape(t) for t in multi)) if multi else None
-    return w, rx
+    # Single characters count only as whole tokens that can be terms.
+    single = {t for t in w if len(t) == 1 and is_term(t)}  # never mutated: intersection() gives a new set
+    return w, rx, single
