@@ -84,6 +84,9 @@ _MENTION_RE = re.compile(r"@[^\s@]{1,24}")
 _PLACEHOLDER_RE = [(re.compile(p, re.IGNORECASE), TOKENS[t]) for p, t in _PLACEHOLDERS]
 _CONTACT_ID_RE = re.compile(_CONTACT_CUE + r"\s*[:：]?\s*([a-z][a-z0-9_-]{4,19})(?![a-z0-9_])")
 _CONTACT_RE = re.compile(_CONTACT_CUE)
+# Every match of _CONTACT_CUE starts with one of these (the first character of each alternative):
+# most messages hold none, and this scan costs a sixth of the two substitutions it skips.
+_CONTACT_START_RE = re.compile("[加+➕添联私扫vw微薇威维徽魏扣抠蔻企qt电滴戳找]")
 _DIGITS_RE = re.compile(_SPACED_DIGITS)
 _PRICE_RE = re.compile(
     r"(?:[¥￥$]\s*\d+(?:\.\d+)?)|(?:\d+(?:\.\d+)?\s*(?:r|rmb|元|块|米|w|k)(?![a-z]))"
@@ -140,8 +143,9 @@ def normalize(text: str) -> str:
         s = _EMAIL_RE.sub(TOKENS["EMAIL"], s)
         if "@" in s:
             s = _MENTION_RE.sub(TOKENS["MENTION"], s)
-    s = _CONTACT_ID_RE.sub(TOKENS["CONTACT"] + TOKENS["WXID"], s)
-    s = _CONTACT_RE.sub(TOKENS["CONTACT"], s)
+    if _CONTACT_START_RE.search(s):
+        s = _CONTACT_ID_RE.sub(TOKENS["CONTACT"] + TOKENS["WXID"], s)
+        s = _CONTACT_RE.sub(TOKENS["CONTACT"], s)
     if _DIGITISH_RE.search(s):
         s = _DIGITS_RE.sub(_digits_token, s)
     if _ANY_DIGIT_RE.search(s):  # prices and numbers both need a digit

@@ -53,3 +53,33 @@ def test_segmenter_settings_round_trip():
     again = Segmenter.from_settings(seg.settings())
     assert again.user_words == seg.user_words
     assert again.cut("真的蚌埠住了") == seg.cut("真的蚌埠住了")
+
+
+def _first_chars(items) -> set[str]:
+    """Every character a match of a parsed pattern (re._parser) can start with."""
+    from re import _constants as c
+
+    op, av = items[0]
+    if op is c.LITERAL:
+        return {chr(av)}
+    if op is c.SUBPATTERN:
+        return _first_chars(av[-1])
+    if op is c.BRANCH:
+        return set().union(*(_first_chars(b) for b in av[1]))
+    if op is c.IN:
+        assert all(o is c.LITERAL for o, _ in av), "only literal sets expected"
+        return {chr(v) for _, v in av}
+    raise AssertionError(f"unexpected pattern start {op}")
+
+
+def test_contact_guard_covers_every_contact_cue():
+    # normalize() runs the contact substitutions only when _CONTACT_START_RE finds a character
+    # that can start a cue; a new alternative starting elsewhere must be added to it.
+    from re import _parser
+
+    from classifier import normalize as n
+
+    starts = _first_chars(_parser.parse(n._CONTACT_CUE))
+    missing = {ch for ch in starts if not n._CONTACT_START_RE.search(ch)}
+    assert not missing
+    assert {"加", "v", "扣", "q"} <= starts
