@@ -258,6 +258,7 @@ class GroupScorer:
             rel = 0.0 if relevance is None else relevance
             effective = is_effective(label, rel, threshold)
             if effective:
+                self.effective += 1  # counted here, not at the end: an error mid-batch leaves it right
                 n_effective += 1
 
             key = msg.sender_id or msg.sender
@@ -317,7 +318,6 @@ class GroupScorer:
                 self._track_answers(msg, label, key, ts)
             if label == _QUESTION:
                 self._add_question(msg, key, ts, rel)
-        self.effective += n_effective
         return n_effective
 
     def _add_question(self, msg: Message, key: str, ts: float | None, rel: float) -> None:

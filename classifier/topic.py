@@ -196,7 +196,7 @@ class TopicModel:
         for toks in texts_tokens:
             terms = {t for t in toks if is_term(t)}
             total.update(terms)
-            if sum(weights.get(t, 0.0) for t in terms) >= 0.8:
+            if math.fsum(weights.get(t, 0.0) for t in terms) >= 0.8:  # fsum: exact, so set order cannot matter
                 hits.update(terms)
                 n_hit += 1
         if n_hit < 5:
@@ -246,7 +246,7 @@ class TopicModel:
                 continue
             terms = {t for t in toks if is_term(t)}  # only needed for a text that hits the topic
             vals = [w[t] for t in hits]
-            s = sum(vals)
+            s = math.fsum(vals)  # exact: the order of the set cannot change the result
             out[i, 0] = 1.0 - math.exp(-1.5 * s)
             out[i, 1] = max(vals)
             out[i, 2] = min(1.0, len(vals) / max(1, len(terms)))

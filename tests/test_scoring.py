@@ -263,3 +263,19 @@ def test_reply_after_the_horizon_does_not_count():
     q = score(msgs)["questions"]
     assert q["answered"] == 1 and q["median_seconds_to_first_answer"] == 120.0
     assert [u["text"] for u in q["unanswered"]] == ["转化怎么算？"]
+
+
+def test_add_many_equals_add_one_by_one_and_an_error_keeps_counts_consistent():
+    records = [(msg(i, f"u{i % 3}", f"红石 {i}"), "on_topic" if i % 2 else "question", 0.9 if i % 4 else 0.2)
+               for i in range(12)]
+    one, many = GroupScorer("g", Topic(source="given")), GroupScorer("g", Topic(source="given"))
+    for m, label, rel in records:
+        one.add(m, label, None, rel)
+    assert many.add_many(records[:5]) + many.add_many(records[5:]) == one.effective
+    assert many.result() == one.result()
+
+    broken = GroupScorer("g", Topic(source="given"))
+    with pytest.raises(GroupscoreError):
+        broken.add_many(records[:3] + [(msg(9, "x", "?"), "bogus", 0.9)])
+    # what was accounted before the bad record stays coherent: effective messages = effective sum
+    assert broken.effective == sum(m.effective for m in broken._members.values()) == 2

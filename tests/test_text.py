@@ -1,5 +1,7 @@
 """Golden normalisations and segmentations of chat text."""
 
+import sys
+
 import pytest
 
 from classifier.normalize import normalize, readable
@@ -83,3 +85,10 @@ def test_contact_guard_covers_every_contact_cue():
     missing = {ch for ch in starts if not n._CONTACT_START_RE.search(ch)}
     assert not missing
     assert {"加", "v", "扣", "q"} <= starts
+
+
+def test_placeholder_strip_set_holds_every_whitespace_character():
+    # cue_matrix's "only placeholders" test strips this set; it must hold all of str.isspace.
+    from classifier.features import _PLACEHOLDERS_AND_SPACE
+
+    assert {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()} <= set(_PLACEHOLDERS_AND_SPACE)
