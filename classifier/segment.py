@@ -121,10 +121,12 @@ class Segmenter:
             return self._tokenizer().lcut(text, HMM=self.hmm)
         rj, freq, hmm_cut = eng
         out: list[str] = []
-        for blk in _RE_HAN.split(text):
+        # split() with a capturing group alternates: text between Han blocks at even positions,
+        # the blocks themselves at odd ones (so no per-block match is needed to tell them apart).
+        for k, blk in enumerate(_RE_HAN.split(text)):
             if not blk:
                 continue
-            if not _RE_HAN.match(blk):
+            if not k & 1:
                 # jieba: whitespace runs stay whole, every other character is its own token.
                 for x in _RE_SPACE.split(blk):
                     if _RE_SPACE.match(x):
