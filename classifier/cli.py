@@ -51,7 +51,7 @@ def score(
     try:
         config = load_groups_config(groups) if groups else None
         report = score_exports(
-            inputs, load_model(model), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
+            inputs, _load(model, context), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
             out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
             messages_format=messages_format, context=context,
         )
@@ -64,6 +64,16 @@ def score(
         if skipped:
             console.print(f"[yellow]{skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
         console.print(f"wrote {out / 'report.json'}, {out / f'messages.{messages_format}'}, {out / 'report.html'}")
+
+
+def _load(model: Optional[Path], context: bool):
+    """The model; with ``--context``, a one-line warning when it has no context stage (a model
+    from ``groupscore train`` has none), so the flag is not silently ignored."""
+    clf = load_model(model)
+    if context and getattr(clf, "context_", None) is None:
+        typer.echo(f"warning: the model {model or 'models/default'} has no context stage; --context changes "
+                   "nothing (messages are classified alone)", err=True)
+    return clf
 
 
 def _fail(err: Exception) -> None:
@@ -111,7 +121,7 @@ def predict(
 
     try:
         rows = _read_jsonl_rows(input)
-        clf = load_model(model)
+        clf = _load(model, context)
         texts = [r["text"] for r in rows]
         t = _topic_for(clf, topic, texts)
         preds = clf.predict(texts, t) if texts else []
@@ -156,7 +166,7 @@ def evaluate(
                 raise GroupscoreError(f"{input}: row {i}: label {r.get('label')!r} is not one of {', '.join(LABELS)}")
         if not rows:
             raise GroupscoreError(f"{input}: no rows")
-        clf = load_model(model)
+        clf = _load(model, context)
         examples = [Example(r["text"], r["label"], r.get("topic") or "") for r in rows]
         # --topic (or, when no row names one, a topic induced from the input) covers every row;
         # otherwise each row is judged under its own topic.

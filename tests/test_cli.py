@@ -107,3 +107,23 @@ def test_train_rejects_bad_labels(tmp_path):
     data = _jsonl(tmp_path / "bad.jsonl", [{"text": "x", "label": "nope"}])
     r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m")])
     assert r.exit_code == 1 and "nope" in r.output
+
+
+@needs_default
+def test_context_flag_warns_when_the_model_has_no_context_stage(tmp_path):
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(ROOT / "models" / "default", bare)
+    (bare / "context.json").unlink()  # like a model from `groupscore train`
+    src = _jsonl(tmp_path / "in.jsonl", [{"text": "装了", "label": "on_topic"}, {"text": "早上好", "label": "off_topic"}])
+    sample = ROOT / "datasets" / "samples" / "qq_group.txt"
+    score = ["score", str(sample), "--out", str(tmp_path / "out"), "--quiet", "--jobs", "1"]
+    for cmd in (["predict", str(src)], ["evaluate", str(src), "--json"], score):
+        r = runner.invoke(app, [*cmd, "--model", str(bare), "--context"])
+        assert r.exit_code == 0, r.output
+        assert "has no context stage" in r.stderr
+        shipped = runner.invoke(app, [*cmd, "--context"])  # the shipped model has one: no warning
+        assert shipped.exit_code == 0 and "context stage" not in shipped.stderr
+        alone = runner.invoke(app, [*cmd, "--model", str(bare)])  # no flag, no warning
+        assert "context stage" not in alone.stderr
