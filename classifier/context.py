@@ -9,9 +9,9 @@ regression over the neighbours' probabilities and relevance).
 
 It is fitted on out-of-fold predictions of the real group chat (qq_group, in chat order), so it
 learns how much to trust neighbours the way the message model will actually see them. It only
-makes sense for messages in chat order: the pipeline applies it per group, ``predict`` and
-``evaluate`` read the input lines as one conversation per ``group`` field unless told
-``--no-context``; the library's ``predict_proba`` stays one message at a time.
+makes sense for messages in chat order, so it is opt-in (``--context``): the pipeline then
+applies it per group, ``predict`` and ``evaluate`` read the input lines as one conversation per
+``group`` field; the library's ``predict_proba`` stays one message at a time.
 """
 
 from __future__ import annotations

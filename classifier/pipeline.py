@@ -291,7 +291,6 @@ class _Run:
         self.pool = pool
         self.depth = depth
         self._queue: deque = deque()
-        self.local_batches = 0  # batches the main process classified itself (worker behind)
         self._inflight: dict[int, dict[str, tuple[_Job, int]]] = {}
         self.config = validate_groups_config(dict(groups_config)) if groups_config else {}
         self.topic_text = topic
@@ -399,7 +398,6 @@ class _Run:
                 # The worker is behind: classify here instead of waiting idle (same model, same
                 # rows, so the output does not depend on which process classified a batch).
                 job.probs, job.relevance = _predict_checked(self.classifier, todo, g.topic)
-                self.local_batches += 1
             else:
                 job.pending = self.pool.submit(_classify_in_worker, todo, g.topic)
         self._queue.append((g, batch, index, sources, job))

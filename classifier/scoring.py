@@ -769,9 +769,6 @@ def score_messages(
         cb = classify_batch(classifier, batch, resolved)
         if stream is not None:
             batch, cb = context_push(stream, batch, cb)
-        add(batch, cb)
-
-    def add(batch: list[Message], cb: ClassifiedBatch) -> None:
         aggregate(scorer, batch, cb)
 
     batch = head
@@ -783,7 +780,7 @@ def score_messages(
     if batch or scorer is None:
         flush(batch)
     if stream is not None:
-        add(*context_close(stream))
+        aggregate(scorer, *context_close(stream))
     assert scorer is not None
     return scorer.result()
 
