@@ -152,6 +152,7 @@ def build_splits(
     seed: int = 13,
     n_augmented_ads: int = 600,
     n_lexicon_ads: int = 400,
+    n_scene_ads: int = 400,
     contrastive: bool = True,
     contrastive_weight: float = 0.5,
 ) -> Splits:
@@ -211,7 +212,8 @@ def build_splits(
             add(Example(text, label, topic, src, weight), domain)
 
     generated = (("augmented_ads", augment_ads(n_augmented_ads, seed=seed)),
-                 ("lexicon_ads", lexicon_ads(read_lexicon_terms(shared_dir), n_lexicon_ads, seed=seed)))
+                 ("lexicon_ads", lexicon_ads(read_lexicon_terms(shared_dir), n_lexicon_ads, seed=seed)),
+                 ("scene_ads", scene_ads(n_scene_ads, seed=seed)))
     for src, texts in generated:
         for text in texts:
             train.append(Example(text, "ad", rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))]),
@@ -394,6 +396,90 @@ def augment_ads(n: int, seed: int = 13) -> list[str]:
         if rng.random() < 0.2:
             t = t.translate(_HOMOGLYPH)
         out.append(t)
+    return out
+
+
+# Game-community ads in the style of the cheat-client / account trade scene of Minecraft PvP
+# servers that ANNOTATION_GUIDE.md describes (its first examples of ads): a product name, what it
+# "bypasses", a price in r/元 per month or forever, a group number or a "add me", and the
+# poster's plea not to be kicked (禁商撤回 — "no-trading rule, I will recall it"). Short trade
+# lines ("出21+", "收一张卡") are ads too. Written here, with invented names and numbers.
+_SCENE_TEMPLATES = (
+    "{brand}内部{update}，{feature}，{price}{period}，{join}",
+    "{brand}{kind}{update} {feature} {feature2} {join}",
+    "{brand}{kind}限时{price}，{assure}，{join}",
+    "{brand}内部仅需{price}，{feature}，{plea}",
+    "只需{price}就能在{server}{boast}",
+    "{assure}，{feature}，{price}{period}，{plea}",
+    "{kind}{update}，{feature}，外部群{qq}，内部{price}",
+    "[+]{feature}[+]{feature2}[+]{feature3} {join}",
+    "{brand}已经更新{feature}，{join}{plea}",
+    "{trade}{account}{price_opt}{contact_opt}",
+    "{trade}{account}，{assure2}，{join}",
+    "{account}{price}{contact_opt}",
+    "{account}补货{price_opt}，{join}",
+    "卡网{host}补货 {account}",
+    "各种{goods2}都在{host}",
+    "{goods2}：{host}，{boast2}",
+    "接定制{kind}{feature_opt}，价格{price}到{price}不等，可议价，{private}",
+    "{brand}{kind} {price}{period} {price}永久 {private}",
+    "扩列{kuolie}",
+    "{kuolie}，扩列{contact_opt}",
+    "新群{qq}，{boast2}，{plea}",
+    "{server}公益群{qq}，{plea}",
+    "{period2}{price}，买一送一，{join}",
+    "{kind}{price}{period}{private}",
+    "低价{trade}{account}需者{dd}",
+)
+_SCENE_BRANDS = ("星辰", "暗夜", "月影", "Nova", "Zenith", "Aurora", "寒霜", "流光", "Vortex", "Nyx", "晨曦",
+                 "Kairo", "炎龙", "LiteX", "SkyHook", "云汐", "Orbit", "墨羽", "Pulse", "清风")
+_SCENE_KINDS = ("工具箱", "内部", "外部", "客户端", "启动器", "注入器", "配置", "魔改端", "开端", "模组包",
+                "加速节点", "节点", "盒子", "辅助")
+_SCENE_UPDATES = ("已更新", "最新版", "今日更新", "已适配最新版", "更新后依然稳定", "秒更", "同步更新")
+_SCENE_FEATURES = ("绕过反作弊", "稳定注入", "防封", "全自动", "半自动", "连点", "自动疾跑", "无击退",
+                   "飞行绕过", "暴力配置", "精致ui", "hook防封", "卡密验证", "免盒子", "实名绕过",
+                   "低延迟", "免流量", "自动换ip", "稳定1小时以上", "无封号记录")
+_SCENE_ASSURE = ("不跑路", "从不跑路", "老店", "三年老牌", "已有上千用户", "先做后付", "付费后永久使用",
+                 "拒绝二次收费", "诚信交易", "可远程验号", "有交易截图")
+_SCENE_PLEAS = ("禁商撤回", "晋商撤回", "勿踢谢谢", "打扰了", "管理勿踢", "发完就撤", "")
+_SCENE_TRADES = ("出", "收", "出售", "售卖", "卖", "chu个", "出个", "收一张", "低价出", "出二手", "出自己的")
+_SCENE_ACCOUNTS = ("21+", "1+", "10+", "mvp+", "正版号", "迁移正版", "java正版", "二手号", "小号", "大号",
+                   "披风", "解封卡", "rank号", "邮箱号", "v4", "lite版", "永久版", "月卡", "黑卡机", "小号机")
+_SCENE_PERIODS = ("一个月", "/月", "一天", "包月", "一年", "/年", "终身", "永久")
+_SCENE_BOASTS = ("大杀四方", "暴打高手", "横着走", "吊打全服", "随便赢", "耀武扬威")
+_SCENE_BOAST2 = ("全网最低价", "超多资源等你探索", "每日更新", "好货多多", "买不了吃亏", "新人有优惠券")
+_SCENE_GOODS2 = ("游戏工具", "高科技", "手游辅助", "账号", "节点", "模组", "配置")
+_KUOLIE = ("聊天都可以加我", "选我", "找我玩", "有人吗", "男女不限", "来个cp", "一起玩的加我", "随便聊")
+
+
+def _fake_host(rng: random.Random) -> str:
+    host = "".join(rng.choice("abcdefghijkmnpqrstuvwxyz0123456789") for _ in range(rng.randint(4, 9)))
+    tld = rng.choice(["top", "cn", "com", "xyz", "vip", "shop"])
+    # Hosts are written to dodge link filters: a space or a 。 before the ending, or no dot at all.
+    return host + rng.choice([".", ". ", "。", "", " . "]) + tld
+
+
+def scene_ads(n: int, seed: int = 19) -> list[str]:
+    """``n`` generated game-community ads (cheat clients, accounts, nodes, 扩列), marked generated."""
+    rng = random.Random(seed)
+    price = lambda: f"{rng.choice([1, 3, 5, 9.9, 10, 12, 15, 20, 25, 30, 35, 50, 100, 120, 300])}{rng.choice(['r', 'R', '元', '块', ''])}"
+    out = []
+    for _ in range(n):
+        out.append(rng.choice(_SCENE_TEMPLATES).format(
+            brand=rng.choice(_SCENE_BRANDS), kind=rng.choice(_SCENE_KINDS), update=rng.choice(_SCENE_UPDATES),
+            feature=rng.choice(_SCENE_FEATURES), feature2=rng.choice(_SCENE_FEATURES),
+            feature3=rng.choice(_SCENE_FEATURES), feature_opt=rng.choice(["", "、" + rng.choice(_SCENE_FEATURES)]),
+            price=price(), price_opt=rng.choice(["", " " + price()]), period=rng.choice(_SCENE_PERIODS),
+            period2=rng.choice(["年费", "月卡", "季卡"]),
+            join=rng.choice(["加我好友", "私聊", "群号" + _fake_id(rng), "需要的加我", "有意私信",
+                             "详情看群公告", "购买加群" + _fake_id(rng), "联系" + _fake_id(rng)]),
+            assure=rng.choice(_SCENE_ASSURE), assure2=rng.choice(_SCENE_ASSURE), plea=rng.choice(_SCENE_PLEAS),
+            server=rng.choice(_SERVERS), boast=rng.choice(_SCENE_BOASTS), boast2=rng.choice(_SCENE_BOAST2),
+            qq=_fake_id(rng), trade=rng.choice(_SCENE_TRADES), account=rng.choice(_SCENE_ACCOUNTS),
+            contact_opt=rng.choice(["", "加我", "私聊", "dd", "滴滴"]), host=_fake_host(rng),
+            goods2=rng.choice(_SCENE_GOODS2), private=rng.choice(_PRIVATE), kuolie=rng.choice(_KUOLIE),
+            dd=rng.choice(["dd", "私", "滴滴", "扣1"]),
+        ))
     return out
 
 

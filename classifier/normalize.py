@@ -79,6 +79,11 @@ _CN_DIGITS_RE = re.compile("[" + re.escape("".join(map(chr, _CN_DIGITS))) + "]")
 _URL_RE = re.compile(
     r"(?:https?://|www\.)[^\s\u4e00-\u9fff]+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|cn|net|org|top|xyz|cc|io|me|vip|shop|link|site|club)(?:/[^\s\u4e00-\u9fff]*)?",
 )
+# A host written past link filters: a space around the dot or an ideographic 。 ("abc777. top",
+# "abc。cn"). Only the endings spam uses, so "ok. me" in English chat stays text.
+_DODGED_HOST_RE = re.compile(
+    r"(?<![a-z0-9-])[a-z0-9-]{3,}(?:\s*。\s*|\s+\.\s*|\.\s+)(?:com|cn|net|top|xyz|vip|shop|club|site)(?![a-z0-9])"
+)
 _EMAIL_RE = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
 _MENTION_RE = re.compile(r"@[^\s@]{1,24}")
 _PLACEHOLDER_RE = [(re.compile(p, re.IGNORECASE), TOKENS[t]) for p, t in _PLACEHOLDERS]
@@ -139,6 +144,8 @@ def normalize(text: str) -> str:
             s = rx.sub(tok, s)
     if "." in s or "://" in s:
         s = _URL_RE.sub(TOKENS["URL"], s)
+    if ("." in s or "。" in s) and _DODGED_HOST_RE.search(s):
+        s = _DODGED_HOST_RE.sub(TOKENS["URL"], s)
     if "@" in s:
         s = _EMAIL_RE.sub(TOKENS["EMAIL"], s)
         if "@" in s:

@@ -1,6 +1,7 @@
 """The linear backend: training on tiny data, persistence, the Classifier contract, topics."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -12,9 +13,10 @@ import pytest
 from classifier import LABELS, Classifier, GroupscoreError, Prediction, load_model
 from classifier.base import Example
 from classifier.data import (
-    DOMAIN_TOPICS, augment_ads, build_splits, is_validation, lexicon_ads, read_lexicon_terms, stable_bucket,
+    DOMAIN_TOPICS, augment_ads, build_splits, is_validation, lexicon_ads, read_lexicon_terms, scene_ads, stable_bucket,
 )
 from classifier.evaluation import evaluate_labels
+from classifier.normalize import TOKENS, normalize
 from classifier.linear import LinearClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,13 +109,13 @@ def test_split_is_stable_and_by_text():
 def test_augmented_ads_are_marked_and_never_validated():
     if not SHARED.is_dir():
         pytest.skip("shared datasets not available")
-    s = build_splits(SHARED, n_augmented_ads=50, n_lexicon_ads=30)
+    s = build_splits(SHARED, n_augmented_ads=50, n_lexicon_ads=30, n_scene_ads=20)
     gen = [e for e in s.train if e.generated]
-    assert len(gen) == 80 and all(e.label == "ad" for e in gen)
-    assert {e.source for e in gen} == {"augmented_ads", "lexicon_ads"}
+    assert len(gen) == 100 and all(e.label == "ad" for e in gen)
+    assert {e.source for e in gen} == {"augmented_ads", "lexicon_ads", "scene_ads"}
     assert all(not e.generated for v in s.val.values() for e in v)
-    assert "augmented_ads" not in s.val and "lexicon_ads" not in s.val
-    assert s.summary["train_generated"] == 80
+    assert not {"augmented_ads", "lexicon_ads", "scene_ads"} & set(s.val)
+    assert s.summary["train_generated"] == 100
     qq_val = {e.text for e in s.val["qq_group"]}
     assert qq_val and not qq_val & {e.text for e in s.train if e.source == "qq_group"}
 
@@ -130,6 +132,16 @@ def test_lexicon_terms_keep_plain_ad_phrases_only(tmp_path):
     assert len(ads) == 6 and ads == lexicon_ads(["无抵押贷款", "主页免费匹配", "点我主页看"], 6, seed=3)
     assert all(t in a for t, a in zip(["无抵押贷款", "主页免费匹配", "点我主页看"], ads))  # each term before repeats
     assert lexicon_ads([], 5) == []
+
+
+def test_scene_ads_are_varied_reproducible_and_dodge_link_filters():
+    ads = scene_ads(400, seed=2)
+    assert ads == scene_ads(400, seed=2) and ads != scene_ads(400, seed=3)
+    assert len(set(ads)) > 350
+    # hosts written past a plain link filter ("abc. top", "abc。cn") still become a URL token
+    hosts = [a for a in ads if a.startswith("各种") and "都在" in a]
+    assert hosts and all(TOKENS["URL"] in normalize(a) for a in hosts if re.search(r"[.。]", a))
+    assert all(qq not in a for a in ads for qq in ("10001", "10086"))  # invented numbers only
 
 
 def test_augmentation_obfuscates_contacts():

@@ -115,6 +115,7 @@ def _ref_normalize(text: str) -> str:
     for rx, tok in nz._PLACEHOLDER_RE:
         s = rx.sub(tok, s)
     s = nz._URL_RE.sub(nz.TOKENS["URL"], s)
+    s = nz._DODGED_HOST_RE.sub(nz.TOKENS["URL"], s)
     s = nz._EMAIL_RE.sub(nz.TOKENS["EMAIL"], s)
     s = nz._MENTION_RE.sub(nz.TOKENS["MENTION"], s)
     s = nz._CONTACT_ID_RE.sub(nz.TOKENS["CONTACT"] + nz.TOKENS["WXID"], s)
@@ -130,7 +131,7 @@ def _ref_normalize(text: str) -> str:
 _EDGE_TEXTS = [
     "", " ", "http://abc", "https://x/y 看看", "www.demo-site.xyz", "demo.club/abc", "a@b", "x@y.com @张三",
     "@李四 在吗", "\ue0ff a", "mod pack", "１２３４５６７", "٣٤٥ 元", "xxxxxxxx", "X X X X X X", "******",
-    "威信 1 3 8 x x x x", "[图片]/微笑 ", "/捂脸/", "[语音] 3\"", "¥30", "５块", "1.5k", "👍👍", "a\u3000b", "\t\n",
+    "威信 1 3 8 x x x x", "abc。top", "abc . cn", "abc. xyz", "[图片]/微笑 ", "/捂脸/", "[语音] 3\"", "¥30", "５块", "1.5k", "👍👍", "a\u3000b", "\t\n",
 ]
 
 
