@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .base import LABELS, Example, GroupscoreError
-from .normalize import normalize
+from .normalize import normalize, split_form
 
 VAL_PERCENT = 20
 QQ_TOPIC = "游戏 Minecraft 我的世界 服务器 戴森球计划 原神"
@@ -76,7 +76,7 @@ _Q_WORDS = re.compile(r"怎么|什么|为什么|哪|谁|多少|几|如何|是否
 
 def stable_bucket(text: str) -> int:
     """0–99, stable across runs and machines (not Python's salted hash)."""
-    return int(hashlib.md5(normalize(text).encode("utf-8")).hexdigest()[:8], 16) % 100
+    return int(hashlib.md5(split_form(text).encode("utf-8")).hexdigest()[:8], 16) % 100
 
 
 def is_validation(text: str) -> bool:
