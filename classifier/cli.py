@@ -156,8 +156,9 @@ def evaluate(
     import json
 
     from .base import LABELS, Example
-    from .evaluation import evaluate_labels, format_report
-    from .training import predict_labels
+    from .base import label_from_probs
+    from .evaluation import evaluate_labels, format_report, operating_points
+    from .training import predict_probs
 
     try:
         rows = _read_jsonl_rows(input)
@@ -172,8 +173,10 @@ def evaluate(
         # otherwise each row is judged under its own topic.
         shared = topic or not any(e.topic for e in examples)
         t = _topic_for(clf, topic, [e.text for e in examples]) if shared else None
-        pred = predict_labels(clf, examples, t, groups=[r.get("group") for r in rows] if context else None)
-        m = evaluate_labels([r["label"] for r in rows], pred)
+        probs = predict_probs(clf, examples, t, groups=[r.get("group") for r in rows] if context else None)
+        gold = [r["label"] for r in rows]
+        m = evaluate_labels(gold, label_from_probs(probs))
+        m["ad_operating_points"] = operating_points(probs, gold)
     except GroupscoreError as err:
         _fail(err)
     if as_json:

@@ -56,6 +56,31 @@ def evaluate_labels(gold: Sequence[str], pred: Sequence[str], labels: Sequence[s
     }
 
 
+# Thresholds a moderation bot might act on (README: delete when p(ad) >= 0.8).
+AD_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)
+
+
+def operating_points(probs, gold: Sequence[str], label: str = "ad", thresholds: Sequence[float] = AD_THRESHOLDS,
+                     labels: Sequence[str] = LABELS) -> list[dict]:
+    """Precision and recall of "``label`` when its probability ≥ t", for each threshold t: what a
+    bot that acts on ``probs[label] >= t`` would catch and wrongly hit.
+
+    >>> operating_points([[0.9, 0.1], [0.6, 0.4]], ["ad", "question"], thresholds=[0.5, 0.8], labels=["ad", "question"])[1]
+    {'threshold': 0.8, 'flagged': 1, 'precision': 1.0, 'recall': 1.0}
+    """
+    import numpy as np
+
+    p = np.asarray(probs, dtype=np.float64)[:, list(labels).index(label)] if len(gold) else np.zeros(0)
+    is_label = np.array([g == label for g in gold], dtype=bool)
+    out = []
+    for t in thresholds:
+        hit = p >= t
+        flagged, tp = int(hit.sum()), int((hit & is_label).sum())
+        out.append({"threshold": t, "flagged": flagged, "precision": _r(tp / flagged) if flagged else None,
+                    "recall": _r(tp / is_label.sum()) if is_label.any() else None})
+    return out
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
@@ -74,6 +99,10 @@ def format_report(m: dict, title: str = "") -> str:
     lines.append(f"macro-F1 {mf:.3f}   accuracy {acc:.3f}   n={m['n']}" if mf is not None else f"n={m['n']}")
     if m.get("calibration_error") is not None:
         lines.append(f"expected calibration error {m['calibration_error']:.3f}")
+    for op in m.get("ad_operating_points") or ():
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"ad when p(ad) >= {op['threshold']:.2f}: flagged {op['flagged']}, "
+                     f"precision {fmt(op['precision'])}, recall {fmt(op['recall'])}")
     lines.append("confusion (rows gold, columns predicted):")
     lines.append(" " * 10 + "".join(f"{lab[:9]:>10}" for lab in labels))
     for lab, row in zip(labels, m["confusion"]):

@@ -74,6 +74,12 @@ def predict_labels(clf: Classifier, examples: Sequence[Example], topic: Topic | 
     With ``groups`` (one key per example; ``None`` keys form one conversation) the examples are
     read as chats in order and the model's context stage, if it has one, is applied.
     """
+    return label_from_probs(predict_probs(clf, examples, topic, groups))
+
+
+def predict_probs(clf: Classifier, examples: Sequence[Example], topic: Topic | str | None = None,
+                  groups: Sequence[object] | None = None):
+    """The label probabilities behind :func:`predict_labels` (n × labels array)."""
     import numpy as np
 
     probs = np.zeros((len(examples), len(LABELS)))
@@ -89,7 +95,7 @@ def predict_labels(clf: Classifier, examples: Sequence[Example], topic: Topic | 
         from .context import apply_by_group
 
         probs = apply_by_group(ctx, probs, rel, groups)
-    return label_from_probs(probs)
+    return probs
 
 
 def evaluate_examples(clf: Classifier, examples: Sequence[Example], topic: str | None = None) -> dict:

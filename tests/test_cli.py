@@ -52,8 +52,14 @@ def test_evaluate_json_shape(tmp_path):
     assert {"macro_f1", "accuracy", "per_class", "confusion"} <= set(m)
     assert set(m["per_class"]["ad"]) == {"precision", "recall", "f1", "support"}
     assert m["accuracy"] == 1.0 and m["per_class"]["ad"]["support"] == 1
+    # what a bot acting on p(ad) >= t would do: the one ad is caught at 0.5, nothing else flagged
+    ops = {op["threshold"]: op for op in m["ad_operating_points"]}
+    assert set(ops) == {0.5, 0.8, 0.9, 0.95}
+    assert ops[0.5] == {"threshold": 0.5, "flagged": 1, "precision": 1.0, "recall": 1.0}
+    assert all(op["flagged"] <= 1 for op in ops.values())
     table = runner.invoke(app, ["evaluate", str(tmp_path / "e.jsonl"), "--topic", "私域运营"])
     assert "macro-F1" in table.stdout and "confusion" in table.stdout
+    assert "ad when p(ad) >= 0.80: flagged" in table.stdout
 
 
 def test_bad_input_is_one_line_error(tmp_path):
@@ -127,3 +133,17 @@ def test_context_flag_warns_when_the_model_has_no_context_stage(tmp_path):
         assert shipped.exit_code == 0 and "context stage" not in shipped.stderr
         alone = runner.invoke(app, [*cmd, "--model", str(bare)])  # no flag, no warning
         assert "context stage" not in alone.stderr
+
+
+def test_ad_operating_points_count_by_hand():
+    from classifier.evaluation import operating_points
+
+    labels = ["ad", "question", "on_topic", "off_topic"]
+    probs = [[0.95, 0.05, 0, 0], [0.85, 0.15, 0, 0], [0.6, 0.4, 0, 0], [0.3, 0.7, 0, 0], [0.1, 0, 0, 0.9]]
+    gold = ["ad", "off_topic", "ad", "ad", "off_topic"]
+    ops = {o["threshold"]: o for o in operating_points(probs, gold, thresholds=(0.5, 0.8, 0.9, 0.99), labels=labels)}
+    # >= 0.5 flags rows 0-2 (two ads of three); >= 0.8 rows 0-1 (one ad); >= 0.9 row 0; >= 0.99 none
+    assert ops[0.5] == {"threshold": 0.5, "flagged": 3, "precision": 0.6667, "recall": 0.6667}
+    assert ops[0.8] == {"threshold": 0.8, "flagged": 2, "precision": 0.5, "recall": 0.3333}
+    assert ops[0.9] == {"threshold": 0.9, "flagged": 1, "precision": 1.0, "recall": 0.3333}
+    assert ops[0.99] == {"threshold": 0.99, "flagged": 0, "precision": None, "recall": 0.0}
