@@ -41,9 +41,13 @@ def score(
     messages_format: str = typer.Option(
         "jsonl", "--messages-format", help="Per-message output: jsonl (messages.jsonl) or csv (messages.csv, opens in Excel)."),
     context: bool = typer.Option(False, "--context/--no-context", help=_CONTEXT_HELP),
+    keep_overlaps: bool = typer.Option(
+        False, "--keep-overlaps",
+        help="Count a message again when a later input repeats it (default: overlapping exports are read once)."),
 ) -> None:
     """Classify every message and score each group: report.json, messages.jsonl (or .csv), report.html."""
     from rich.console import Console
+    from rich.markup import escape
 
     from .pipeline import load_groups_config, parse_columns, score_exports
     from .report import summary_table
@@ -53,7 +57,7 @@ def score(
         report = score_exports(
             inputs, _load(model, context), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
             out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
-            messages_format=messages_format, context=context,
+            messages_format=messages_format, context=context, keep_overlaps=keep_overlaps,
         )
     except GroupscoreError as err:
         _fail(err)
@@ -63,6 +67,8 @@ def score(
         skipped = sum(i.get("skipped", 0) for i in report["inputs"])
         if skipped:
             console.print(f"[yellow]{skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
+        for warning in report["warnings"]:
+            console.print(f"[yellow]{escape(warning)}[/yellow]")
         console.print(f"wrote {out / 'report.json'}, {out / f'messages.{messages_format}'}, {out / 'report.html'}")
 
 

@@ -649,6 +649,8 @@ def score_stream(
 
     warnings = [f"groups config names {name!r}, which is not in the input"
                 for name in run.config if name not in run.groups]
+    warnings += [f"{i['path']}: {i['duplicates']} messages an earlier input already held (overlapping "
+                 "exports) were counted once" for i in inputs or () if i.get("duplicates")]
     elapsed = _time.perf_counter() - started
     report: dict[str, Any] = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -693,6 +695,7 @@ def score_exports(
     jobs: int | None = 1,
     messages_format: str = "jsonl",
     context: bool = False,
+    keep_overlaps: bool = False,
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 
@@ -710,8 +713,13 @@ def score_exports(
 
     ``context``: apply the model's conversation-context stage (:mod:`classifier.context`), which
     reads each message with its neighbours in the group; ``False`` classifies messages alone.
+
+    With several files, a message that an earlier file already held (overlapping exports of one
+    group: same group, member, time, kind and text) is read once; each input's ``duplicates``
+    counts what it repeated. ``keep_overlaps=True`` reads every file in full.
     """
     from .formats import ReadStats, iter_messages
+    from .formats.overlap import OverlapFilter
 
     if not paths:
         raise GroupscoreError("no input files given")
@@ -720,11 +728,18 @@ def score_exports(
             raise GroupscoreError(f"input not found: {p}")
     inputs: list[dict[str, Any]] = []
 
+    overlaps = OverlapFilter() if len(paths) > 1 and not keep_overlaps else None
+
     def read_all() -> Iterator[Message]:
-        for p in paths:
+        for n, p in enumerate(paths, 1):
             stats = ReadStats()
-            yield from iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None)
-            inputs.append({"path": str(p), **stats.to_dict()})
+            messages = iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None)
+            if overlaps is None:
+                yield from messages
+                inputs.append({"path": str(p), **stats.to_dict()})
+            else:
+                yield from overlaps.filter(messages, remember=n < len(paths))
+                inputs.append({"path": str(p), **stats.to_dict(), "duplicates": overlaps.dropped})
 
     return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,

@@ -290,6 +290,44 @@ def test_score_exports_reads_files_and_reports_skips(tmp_path):
         score_exports([tmp_path / "nope.csv"], FakeClassifier(), progress=False)
 
 
+def test_overlapping_exports_are_read_once(tmp_path):
+    """Two exports of one group that share a stretch of days (Jan-Mar, then Mar-May) score like
+    one export of the whole; the overlap is counted per input and warned about; repeats inside
+    one file and messages without a time are never dropped."""
+    from dataclasses import replace
+
+    from classifier.formats import write_export
+    from classifier.pipeline import score_exports
+
+    msgs = sample_messages()
+    assert len(msgs) > 30 and all(m.time for m in msgs)
+    first, second = msgs[:25], msgs[15:]  # ten messages in both
+    # WeChatMsg CSV names the group by the file, as the exporter does: one name, three folders
+    whole, a, b = (tmp_path / d / f"{GROUP}.csv" for d in ("all", "jan-mar", "mar-may"))
+    for part, path in ((msgs, whole), (first, a), (second, b)):
+        path.parent.mkdir()
+        write_export(part, "wechatmsg_csv", path, group_name=GROUP)
+    one = score_exports([whole], FakeClassifier(), topic=TOPIC, progress=False)
+    two = score_exports([a, b], FakeClassifier(), topic=TOPIC, progress=False)
+    assert [i["duplicates"] for i in two["inputs"]] == [0, 10]
+    assert [i["read"] for i in two["inputs"]] == [25, len(msgs) - 15]
+    assert two["groups"] == one["groups"]
+    assert any(w.startswith(f"{b}: 10 messages") for w in two["warnings"]) and not one["warnings"]
+    kept = score_exports([a, b], FakeClassifier(), topic=TOPIC, progress=False, keep_overlaps=True)
+    assert kept["groups"][0]["messages"] == len(msgs) + 10 and "duplicates" not in kept["inputs"][0]
+
+    # the same file twice over: the second copy adds nothing; a file repeating itself keeps its repeats
+    twice = tmp_path / "twice.jsonl"
+    write_export(msgs + msgs, "jsonl", twice)
+    r = score_exports([twice, twice], FakeClassifier(), topic=TOPIC, progress=False)
+    assert r["groups"][0]["messages"] == 2 * len(msgs) and r["inputs"][1]["duplicates"] == 2 * len(msgs)
+    # without times nothing tells a re-export from new messages: all kept
+    untimed = tmp_path / "untimed.jsonl"
+    write_export([replace(m, time=None) for m in msgs], "jsonl", untimed)
+    r = score_exports([untimed, untimed], FakeClassifier(), topic=TOPIC, progress=False)
+    assert r["groups"][0]["messages"] == 2 * len(msgs) and r["inputs"][1]["duplicates"] == 0
+
+
 def test_cli_score_command(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
