@@ -715,7 +715,7 @@ def score_exports(
     reads each message with its neighbours in the group; ``False`` classifies messages alone.
 
     With several files, a message that an earlier file already held (overlapping exports of one
-    group: same group, member, time, kind and text) is read once; each input's ``duplicates``
+    group: same group, sender name, time and text) is read once; each input's ``duplicates``
     counts what it repeated. ``keep_overlaps=True`` reads every file in full.
     """
     from .formats import ReadStats, iter_messages

@@ -321,6 +321,13 @@ def test_overlapping_exports_are_read_once(tmp_path):
     write_export(msgs + msgs, "jsonl", twice)
     r = score_exports([twice, twice], FakeClassifier(), topic=TOPIC, progress=False)
     assert r["groups"][0]["messages"] == 2 * len(msgs) and r["inputs"][1]["duplicates"] == 2 * len(msgs)
+    # one chat exported in two formats (the bundled WeChatMsg TXT has names, the CSV names and ids)
+    samples = Path(__file__).resolve().parents[1] / "datasets" / "samples"
+    txt, csv_ = samples / "私域运营交流群.txt", samples / "私域运营交流群_utf8.csv"
+    r = score_exports([txt, csv_], FakeClassifier(), topic=TOPIC, progress=False)
+    alone = score_exports([txt], FakeClassifier(), topic=TOPIC, progress=False)
+    assert r["inputs"][1]["duplicates"] == r["inputs"][1]["read"] > 0
+    assert r["groups"] == alone["groups"]
     # without times nothing tells a re-export from new messages: all kept
     untimed = tmp_path / "untimed.jsonl"
     write_export([replace(m, time=None) for m in msgs], "jsonl", untimed)

@@ -3,7 +3,9 @@
 Operators export a group again and again (January–March, then March–May), and pass every file to
 ``groupscore score``. The overlap would otherwise count twice: twice the messages, and every
 repeated line would look like flooding. A message of a later file is dropped when an EARLIER file
-held the same message: same group, member, time (to the export's precision), kind and text.
+held the same message: same group, sender, time (to the export's precision) and text. The sender
+is compared by display name (its id only when there is no name), because one chat exported in
+two formats (WeChatMsg TXT and CSV) names members in both but gives ids in only one.
 Repeats inside one file are never touched (that is what flood detection measures), and a message
 without a time is always kept, since nothing then tells a re-export from a new message.
 
@@ -36,7 +38,7 @@ def message_key(m: Message) -> int | None:
     """64-bit identity of a message across exports, or ``None`` when it has no time."""
     if m.time is None:
         return None
-    ident = "\x1f".join((m.group, m.member, m.time.isoformat(), m.kind, m.text))
+    ident = "\x1f".join((m.group, m.sender or m.sender_id, m.time.isoformat(), m.text))
     return int.from_bytes(hashlib.blake2b(ident.encode("utf-8"), digest_size=8).digest(), "little")
 
 
