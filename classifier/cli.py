@@ -161,8 +161,7 @@ def evaluate(
     """Per-class precision/recall/F1, macro-F1, accuracy and the confusion matrix."""
     import json
 
-    from .base import LABELS, Example
-    from .base import label_from_probs
+    from .base import LABELS, Example, label_from_probs
     from .evaluation import evaluate_labels, format_report, operating_points
     from .training import predict_probs
 

@@ -79,10 +79,12 @@ _CN_DIGITS_RE = re.compile("[" + re.escape("".join(map(chr, _CN_DIGITS))) + "]")
 _URL_RE = re.compile(
     r"(?:https?://|www\.)[^\s\u4e00-\u9fff]+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|cn|net|org|top|xyz|cc|io|me|vip|shop|link|site|club)(?:/[^\s\u4e00-\u9fff]*)?",
 )
-# A host written past link filters: a space around the dot or an ideographic 。 ("abc777. top",
-# "abc。cn"). Only the endings spam uses, so "ok. me" in English chat stays text.
+# A host written past link filters: a space around the dot or an ideographic 。 ("wqkj777. top",
+# "abc123。cn"). Game chat writes "mid。top你来" and "minecraft。cn服" too, so the host must mix
+# letters and digits, as throw-away spam domains do; "steam。cn" and "adc。top" stay text.
 _DODGED_HOST_RE = re.compile(
-    r"(?<![a-z0-9-])[a-z0-9-]{3,}(?:\s*。\s*|\s+\.\s*|\.\s+)(?:com|cn|net|top|xyz|vip|shop|club|site)(?![a-z0-9])"
+    r"(?<![a-z0-9-])(?=[a-z-]*[0-9])(?=[0-9-]*[a-z])[a-z0-9-]{4,}"
+    r"(?:\s*。\s*|\s+\.\s*|\.\s+)(?:com|cn|net|top|xyz|vip|shop|club|site)(?![a-z0-9])"
 )
 _EMAIL_RE = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
 _MENTION_RE = re.compile(r"@[^\s@]{1,24}")

@@ -131,7 +131,7 @@ def _ref_normalize(text: str) -> str:
 _EDGE_TEXTS = [
     "", " ", "http://abc", "https://x/y 看看", "www.demo-site.xyz", "demo.club/abc", "a@b", "x@y.com @张三",
     "@李四 在吗", "\ue0ff a", "mod pack", "１２３４５６７", "٣٤٥ 元", "xxxxxxxx", "X X X X X X", "******",
-    "威信 1 3 8 x x x x", "abc。top", "abc . cn", "abc. xyz", "[图片]/微笑 ", "/捂脸/", "[语音] 3\"", "¥30", "５块", "1.5k", "👍👍", "a\u3000b", "\t\n",
+    "威信 1 3 8 x x x x", "abc。top", "ab12。top", "abc9 . cn", "a1bc. xyz", "[图片]/微笑 ", "/捂脸/", "[语音] 3\"", "¥30", "５块", "1.5k", "👍👍", "a\u3000b", "\t\n",
 ]
 
 

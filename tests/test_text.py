@@ -24,8 +24,13 @@ from classifier.segment import Segmenter, segment
         ("https://x.example.com/a 外挂卡网", "<URL>外挂卡网"),
         ("哈哈哈😂😂", "哈哈哈<EMOJI>"),
         ("资源都在shop777. top", "资源都在<URL>"),  # a host dodging link filters
-        ("去abc。cn看看", "去<URL>看看"),
+        ("去abc123。cn看看", "去<URL>看看"),
         ("ok. me too", "ok.me too"),  # not a spam ending: English chat stays text
+        ("这把我玩mid。top你来", "这把我玩mid。top你来"),  # game chat, not a host
+        ("我在玩minecraft。cn服务器进不去", "我在玩minecraft。cn服务器进不去"),
+        ("steam。cn服今天维护", "steam。cn服今天维护"),
+        ("he is the best. top player", "he is the best.top player"),
+        ("cs2。vip通行证多少钱", "cs<NUM>。vip通行证多少钱"),
         ("冰巨插满好像是一分钟12000氢", "冰巨插满好像是一分钟<NUM>氢"),  # 5 digits: a number, not an account
         ("mod pack 好用", "mod pack好用"),  # one space kept between Latin words only
         ("有人用过企业微信的群发吗？", "有人用过企业微信的群发吗?"),  # 企业微信 is not a contact cue
