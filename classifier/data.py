@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .base import LABELS, Example, GroupscoreError
-from .normalize import normalize, split_form
+from .normalize import split_form
 
 VAL_PERCENT = 20
 QQ_TOPIC = "游戏 Minecraft 我的世界 服务器 戴森球计划 原神"

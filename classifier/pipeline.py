@@ -578,8 +578,11 @@ def score_stream(
     jobs: int | None = 1,
     messages_format: str = "jsonl",
     context: bool = False,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Score an already-read stream of records (any mix of groups); see :func:`score_exports`."""
+    """Score an already-read stream of records (any mix of groups); see :func:`score_exports`.
+
+    ``warnings``: more warnings for the report, read once the stream is exhausted."""
     from .report import render_html, write_report_json
 
     started = _time.perf_counter()
@@ -648,7 +651,7 @@ def score_stream(
             handle.close()
 
     warnings = [f"groups config names {name!r}, which is not in the input"
-                for name in run.config if name not in run.groups]
+                for name in run.config if name not in run.groups] + list(warnings or ())
     warnings += [f"{i['path']}: {i['duplicates']} messages an earlier input already held (overlapping "
                  "exports) were counted once" for i in inputs or () if i.get("duplicates")]
     elapsed = _time.perf_counter() - started
@@ -716,7 +719,8 @@ def score_exports(
 
     With several files, a message that an earlier file already held (overlapping exports of one
     group: same group, sender name, time and text) is read once; each input's ``duplicates``
-    counts what it repeated. ``keep_overlaps=True`` reads every file in full.
+    counts what it repeated (``None``: not checked — one file, or ``keep_overlaps=True``, which
+    reads every file in full).
     """
     from .formats import ReadStats, iter_messages
     from .formats.overlap import OverlapFilter
@@ -729,6 +733,7 @@ def score_exports(
     inputs: list[dict[str, Any]] = []
 
     overlaps = OverlapFilter() if len(paths) > 1 and not keep_overlaps else None
+    read_warnings: list[str] = []  # filled when the last file is read, before the report is built
 
     def read_all() -> Iterator[Message]:
         for n, p in enumerate(paths, 1):
@@ -736,16 +741,21 @@ def score_exports(
             messages = iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None)
             if overlaps is None:
                 yield from messages
-                inputs.append({"path": str(p), **stats.to_dict()})
+                inputs.append({"path": str(p), **stats.to_dict(), "duplicates": None})  # not checked
             else:
                 yield from overlaps.filter(messages, remember=n < len(paths))
                 inputs.append({"path": str(p), **stats.to_dict(), "duplicates": overlaps.dropped})
+        if overlaps is not None:
+            read_warnings.extend(
+                f"group {group!r}: {k} member name(s) came with a member id in some inputs and without one in "
+                "others (exports in different formats?); each is counted as two members"
+                for group, k in overlaps.split_members().items())
 
     return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
                         progress=progress, batch_size=batch_size,
                         relevance_threshold=relevance_threshold, inputs=inputs, jobs=jobs,
-                        messages_format=messages_format, context=context)
+                        messages_format=messages_format, context=context, warnings=read_warnings)
 
 
 def _start_pool(classifier: Classifier, jobs: int):

@@ -351,7 +351,8 @@ def render_html(report: dict[str, Any]) -> str:
         num=(1, 2, 3, 4, 5, 6))
     inputs = _table(["input", "format", "read", "skipped", "already read"],
                     [(i.get("path", ""), i.get("format", ""), i.get("read", 0), i.get("skipped", 0),
-                      i.get("duplicates", 0)) for i in report.get("inputs", [])], num=(2, 3, 4))
+                      "–" if i.get("duplicates") is None else i["duplicates"])
+                     for i in report.get("inputs", [])], num=(2, 3, 4))
     errors = [f"{i.get('path', '')}:{e['line']}: {e['reason']}" for i in report.get("inputs", [])
               for e in i.get("errors", [])[:10]]
     errors_html = ("<ul class=\"warnings\">" + "".join(f"<li>{_e(x)}</li>" for x in errors) + "</ul>") if errors else ""

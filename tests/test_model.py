@@ -106,19 +106,34 @@ def test_split_is_stable_and_by_text():
     assert 0 <= stable_bucket("任何一句话") < 100
 
 
+# The validation set of every pool, pinned when the split was fixed: (rows, validation rows, md5 of
+# the sorted validation texts joined by newlines, first 12 hex digits).
+PINNED_SPLIT = {
+    "chatterbot_zh.jsonl": (880, 192, "0a674167cd68"),
+    "cmrc2018_trial_questions.jsonl": (1000, 188, "957cd287d7f9"),
+    "crosswoz_val.jsonl": (7424, 1513, "b7e6d4e7c7ab"),
+    "egret_wenda.jsonl": (5653, 1043, "dafd88db2285"),
+    "kdconv_dev.jsonl": (9010, 1819, "c7464312840c"),
+    "lccc_train.jsonl": (18509, 3658, "824faf01d095"),
+    "qq_group_train.jsonl": (1203, 254, "03b25c06769d"),
+    "tencent_chitchat.jsonl": (19127, 3844, "69cfe8ec7d0c"),
+}
+
+
 def test_the_split_never_moves():
-    """The split hashes split_form(), frozen when the split was fixed: improving normalize()
-    (e.g. dodged hosts as URL tokens) must not move a single row across it."""
+    """The split hashes split_form(): a change to normalize() must not move one row of any pool
+    across it (a swap would keep the counts, so the validation texts themselves are pinned)."""
     if not SHARED.is_dir():
         pytest.skip("shared datasets not available")
+    import hashlib
+
     from classifier.normalize import split_form
 
-    assert split_form("资源都在shop777. top") != normalize("资源都在shop777. top")
-    rows = [json.loads(line)["text"] for line in (SHARED / "qq_group_train.jsonl").open(encoding="utf-8")]
-    # fixed when the split was made (README: 254 qq_group validation rows of 1,203)
-    assert (len(rows), sum(map(is_validation, rows))) == (1203, 254)
-    moved = [t for t in rows if split_form(t) != normalize(t)]
-    assert moved  # the pool holds such a text, and it stays where it was
+    assert split_form("资源都在shop777. top") != normalize("资源都在shop777. top")  # dodged hosts: not in the split
+    for name, pinned in PINNED_SPLIT.items():
+        texts = [json.loads(line)["text"] for line in (SHARED / name).open(encoding="utf-8")]
+        val = sorted(t for t in texts if is_validation(t))
+        assert (len(texts), len(val), hashlib.md5("\n".join(val).encode()).hexdigest()[:12]) == pinned, name
 
 
 def test_augmented_ads_are_marked_and_never_validated():

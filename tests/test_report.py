@@ -313,8 +313,10 @@ def test_overlapping_exports_are_read_once(tmp_path):
     assert [i["read"] for i in two["inputs"]] == [25, len(msgs) - 15]
     assert two["groups"] == one["groups"]
     assert any(w.startswith(f"{b}: 10 messages") for w in two["warnings"]) and not one["warnings"]
+    assert [i["duplicates"] for i in one["inputs"]] == [None]  # one file: nothing to check
     kept = score_exports([a, b], FakeClassifier(), topic=TOPIC, progress=False, keep_overlaps=True)
-    assert kept["groups"][0]["messages"] == len(msgs) + 10 and "duplicates" not in kept["inputs"][0]
+    assert kept["groups"][0]["messages"] == len(msgs) + 10
+    assert [i["duplicates"] for i in kept["inputs"]] == [None, None]
 
     # the same file twice over: the second copy adds nothing; a file repeating itself keeps its repeats
     twice = tmp_path / "twice.jsonl"
@@ -327,7 +329,31 @@ def test_overlapping_exports_are_read_once(tmp_path):
     r = score_exports([txt, csv_], FakeClassifier(), topic=TOPIC, progress=False)
     alone = score_exports([txt], FakeClassifier(), topic=TOPIC, progress=False)
     assert r["inputs"][1]["duplicates"] == r["inputs"][1]["read"] > 0
-    assert r["groups"] == alone["groups"]
+    assert r["groups"] == alone["groups"] and not r["warnings"][1:]  # only the overlap warning
+
+    # a member renamed between two exports is still known by id
+    ids = {name: f"wxid_{n}" for n, name in enumerate(sorted({m.sender for m in msgs if m.sender}))}
+    with_ids = [replace(m, sender_id=ids[m.sender]) if m.sender else m for m in msgs]
+    member = msgs[1].sender
+    before, renamed = tmp_path / "ids" / f"{GROUP}.csv", tmp_path / "renamed" / f"{GROUP}.csv"
+    for part, path in ((with_ids, before), ([replace(m, sender=m.sender + "🌸") if m.sender == member else m
+                                             for m in with_ids], renamed)):
+        path.parent.mkdir()
+        write_export(part, "wechatmsg_csv", path, group_name=GROUP)
+    r = score_exports([before, renamed], FakeClassifier(), topic=TOPIC, progress=False)
+    assert r["inputs"][1]["duplicates"] == len(msgs)
+    assert r["groups"] == score_exports([before], FakeClassifier(), topic=TOPIC, progress=False)["groups"]
+
+    # names-only TXT for one stretch, CSV with ids for the next: messages right, members split — said
+    txt_a = tmp_path / "txt" / f"{GROUP}.txt"
+    txt_a.parent.mkdir()
+    write_export(first, "wechatmsg_txt", txt_a, group_name=GROUP)
+    csv_b = tmp_path / "csv-ids" / f"{GROUP}.csv"
+    csv_b.parent.mkdir()
+    write_export(with_ids[15:], "wechatmsg_csv", csv_b, group_name=GROUP)
+    r = score_exports([txt_a, csv_b], FakeClassifier(), topic=TOPIC, progress=False)
+    assert r["groups"][0]["messages"] == len(msgs) and r["inputs"][1]["duplicates"] == 10
+    assert any("came with a member id in some inputs" in w for w in r["warnings"])
     # without times nothing tells a re-export from new messages: all kept
     untimed = tmp_path / "untimed.jsonl"
     write_export([replace(m, time=None) for m in msgs], "jsonl", untimed)

@@ -3,14 +3,22 @@
 Operators export a group again and again (January–March, then March–May), and pass every file to
 ``groupscore score``. The overlap would otherwise count twice: twice the messages, and every
 repeated line would look like flooding. A message of a later file is dropped when an EARLIER file
-held the same message: same group, sender, time (to the export's precision) and text. The sender
-is compared by display name (its id only when there is no name), because one chat exported in
-two formats (WeChatMsg TXT and CSV) names members in both but gives ids in only one.
-Repeats inside one file are never touched (that is what flood detection measures), and a message
-without a time is always kept, since nothing then tells a re-export from a new message.
+held the same message: same group, time (to the export's precision) and text, from the same
+sender — by display name OR by id, whichever both files give. Names alone would miss a member
+renamed between two exports (WeChatMsg writes the nickname of export time); ids alone would miss
+one chat exported as WeChatMsg TXT (names only) and CSV (names and ids).
 
-Memory stays small: eight bytes per message of the earlier files (a sorted ``int64`` array of
-hashes), none when a single file is read.
+Members are scored by id when a record has one, else by name, so a chat whose files mix the two
+(WeChatMsg TXT for one stretch, CSV for the next) counts such a member twice; :meth:`OverlapFilter.
+split_members` finds them for a warning.
+
+Kept on purpose: repeats inside one file (that is what flood detection measures) and every
+message without a time (nothing then tells a re-export from a new message). Not told apart: the
+same text sent twice by one member within the same second, when only one copy is in the earlier
+file — both copies of the later file are dropped.
+
+Memory stays small: eight bytes per identity (at most two per message) of the earlier files, in a
+sorted ``int64`` array; nothing when a single file is read.
 
 >>> from datetime import datetime
 >>> from classifier.records import Message
@@ -33,26 +41,33 @@ from ..records import Message
 _CHUNK = 2048
 
 
-def message_key(m: Message) -> int | None:
-    """64-bit identity of a message across the files of ONE run (Python's hash, salted per
-    process: keys are never stored), or ``None`` when it has no time."""
+def message_keys(m: Message) -> tuple[int, ...]:
+    """The message's identities across the files of ONE run: by sender name and by sender id
+    (each when present), as 64-bit hashes (Python's, salted per process: never stored). None
+    without a time. Two different messages of a million collide with odds of about 1 in 10^7."""
     if m.time is None:
-        return None
-    # a 64-bit hash: two different messages of a million collide with odds of about 1 in 10^7
-    return hash((m.group, m.sender or m.sender_id, m.time, m.text))
+        return ()
+    if m.sender and m.sender_id:
+        return hash((m.group, "n", m.sender, m.time, m.text)), hash((m.group, "i", m.sender_id, m.time, m.text))
+    if m.sender or m.sender_id:
+        return (hash((m.group, "n" if m.sender else "i", m.sender or m.sender_id, m.time, m.text)),)
+    return (hash((m.group, "", "", m.time, m.text)),)  # system notices: no sender at all
 
 
 class OverlapFilter:
     """Feed it the files in order: :meth:`filter` drops messages an earlier file already gave."""
 
     def __init__(self) -> None:
-        self._seen = np.empty(0, dtype=np.int64)  # sorted keys of every earlier file
+        self._seen = np.empty(0, dtype=np.int64)  # sorted identities from every earlier file
         self.dropped = 0  # in the last file filtered
+        # (group, display name) seen with a member id, and seen without one
+        self._with_id: set[tuple[str, str]] = set()
+        self._without_id: set[tuple[str, str]] = set()
 
     def filter(self, messages: Iterable[Message], remember: bool) -> Iterator[Message]:
         """The messages of one file, without those an earlier file held, in order.
 
-        ``remember``: keep this file's keys for the files after it (False for the last file).
+        ``remember``: keep this file's identities for the files after it (False for the last).
         """
         self.dropped = 0
         kept_keys = array("q")
@@ -67,21 +82,31 @@ class OverlapFilter:
         if remember and len(kept_keys):
             self._seen = np.union1d(self._seen, np.frombuffer(kept_keys, dtype=np.int64))
 
+    def split_members(self) -> dict[str, int]:
+        """Groups with display names that came both with and without a member id (so scored
+        as two members), and how many such names."""
+        out: dict[str, int] = {}
+        for group, _ in sorted(self._with_id & self._without_id):
+            out[group] = out.get(group, 0) + 1
+        return out
+
     def _pass(self, chunk: list[Message], kept_keys: array, remember: bool) -> list[Message]:
-        keys = [message_key(m) for m in chunk]
-        timed = [i for i, k in enumerate(keys) if k is not None]
-        if not len(self._seen) or not timed:
-            if remember:
-                kept_keys.extend(keys[i] for i in timed)
-            return chunk
-        arr = np.array([keys[i] for i in timed], dtype=np.int64)
-        pos = np.searchsorted(self._seen, arr).clip(max=len(self._seen) - 1)
-        repeat = set(np.asarray(timed)[self._seen[pos] == arr].tolist())
-        if not repeat:
-            if remember:
-                kept_keys.extend(arr.tolist())
-            return chunk
-        self.dropped += len(repeat)
+        keys = [message_keys(m) for m in chunk]
+        if len(self._seen):
+            owner = [i for i, ks in enumerate(keys) for _ in ks]
+            flat = np.array([k for ks in keys for k in ks], dtype=np.int64)
+            pos = np.searchsorted(self._seen, flat).clip(max=len(self._seen) - 1)
+            repeat = set(np.asarray(owner, dtype=np.int64)[self._seen[pos] == flat].tolist()) if owner else set()
+        else:
+            repeat = set()
         if remember:
-            kept_keys.extend(keys[i] for i in timed if i not in repeat)
-        return [m for i, m in enumerate(chunk) if i not in repeat]
+            # a dropped message's identities are already known, or (its other identity) worth
+            # knowing: a third file may name the member the other way
+            kept_keys.extend(k for ks in keys for k in ks)
+        if repeat:
+            self.dropped += len(repeat)
+            chunk = [m for i, m in enumerate(chunk) if i not in repeat]
+        # only what is scored: a dropped copy is not a second member
+        self._with_id.update({(m.group, m.sender) for m in chunk if m.sender_id and m.sender})
+        self._without_id.update({(m.group, m.sender) for m in chunk if not m.sender_id and m.sender})
+        return chunk
