@@ -56,7 +56,8 @@ def test_evaluate_json_shape(tmp_path):
     ops = {op["threshold"]: op for op in m["ad_operating_points"]}
     assert set(ops) == {0.5, 0.8, 0.9, 0.95}
     assert ops[0.5] == {"threshold": 0.5, "flagged": 1, "precision": 1.0, "recall": 1.0}
-    assert all(op["flagged"] <= 1 for op in ops.values())
+    flagged = [ops[t]["flagged"] for t in sorted(ops)]
+    assert flagged == sorted(flagged, reverse=True)  # a higher threshold never flags more
     table = runner.invoke(app, ["evaluate", str(tmp_path / "e.jsonl"), "--topic", "私域运营"])
     assert "macro-F1" in table.stdout and "confusion" in table.stdout
     assert "ad when p(ad) >= 0.80: flagged" in table.stdout
