@@ -11,7 +11,9 @@ Stages, each run in its OWN subprocess so time and peak RSS do not mix:
   pipeline: the library call a developer would make);
 - ``score``   — ``score_exports`` end to end: read → classify → aggregate → write
   messages.jsonl / report.json / report.html;
-- ``latency`` — single-message ``predict(text, topic)`` on distinct unseen texts: median, p99.
+- ``latency`` — single-message ``predict(text, topic)`` on distinct unseen texts: median, p99;
+- ``overlap`` (not run by default) — every input read twice through one overlap filter, as
+  ``score`` reads several files (the second copy is all overlap): compare with ``read``.
 
 Messages/second count every record of the export (anchor/predict: every non-system
 message). Peak RSS is the stage process's own ``ru_maxrss`` (plus its children's, if any).
@@ -68,6 +70,23 @@ def stage_read(a) -> dict:
         for _ in iter_messages(p):
             n += 1
     return {"messages": n, "seconds": time.perf_counter() - t0}
+
+
+def stage_overlap(a) -> dict:
+    """Reading as ``score`` does with several files: every input, then every input again, through
+    one overlap filter (the second copy is all overlap). Compare its messages/s with ``read``."""
+    from classifier.formats import iter_messages
+    from classifier.formats.overlap import OverlapFilter
+
+    files = list(a.inputs) * 2
+    f = OverlapFilter()
+    t0 = time.perf_counter()
+    kept = dropped = 0
+    for k, p in enumerate(files):
+        for _ in f.filter(iter_messages(p), remember=k < len(files) - 1):
+            kept += 1
+        dropped += f.dropped
+    return {"messages": kept + dropped, "kept": kept, "seconds": time.perf_counter() - t0}
 
 
 def stage_anchor(a) -> dict:
@@ -216,7 +235,7 @@ def stage_latency(a) -> dict:
 
 
 STAGES = {"read": stage_read, "anchor": stage_anchor, "predict": stage_predict, "score": stage_score,
-          "latency": stage_latency}
+          "latency": stage_latency, "overlap": stage_overlap}
 
 
 def run_stage(name: str, a) -> dict:
