@@ -31,9 +31,11 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
+import itertools
 import json
 import multiprocessing
 import os
+import re
 import secrets
 import time as _time
 from collections import deque
@@ -187,6 +189,33 @@ def rewrite_mentions(text: str, names: Mapping[str, str], longest: int) -> str:
     return "".join(out)
 
 
+# Names this short are words too often ("阿" "飞"): rewriting them would garble the text.
+BARE_NAME_MIN_CHARS = 2
+
+
+def hide_bare_names(g: _Group, batch: list[Message], known: int) -> list[Message]:
+    """Replace known members' display names written in plain text ("小林说得对") by their
+    pseudonyms, longest name first. ``known``: the first ``known`` names of ``g.names`` (those
+    seen as senders up to this batch), so a name written before its owner's first batch stays;
+    names shorter than :data:`BARE_NAME_MIN_CHARS` are never rewritten."""
+    if known != g.bare_count:
+        names = sorted((n for n in itertools.islice(g.names, known) if len(n) >= BARE_NAME_MIN_CHARS),
+                       key=lambda n: (-len(n), n))
+        g.bare = re.compile("|".join(map(re.escape, names))) if names else None
+        g.bare_count = known
+    if g.bare is None:
+        return batch
+    sub, names = g.bare.sub, g.names
+    out = []
+    for m in batch:
+        if m.kind != "system":
+            text = sub(lambda mo: names[mo.group(0)], m.text)
+            if text is not m.text and text != m.text:
+                m = Message(m.group, m.sender, m.sender_id, m.time, text, m.kind, m.msg_id, m.reply_to)
+        out.append(m)
+    return out
+
+
 # ---------------------------------------------------------------------- worker processes
 # The classifier a worker uses: set by _init_worker in the forked worker, so every worker
 # inherits the loaded model copy-on-write instead of unpickling or reloading it.
@@ -265,6 +294,11 @@ class _Group:
     pending: list[Message] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # display name -> pseudonym (anonymize)
     longest_name: int = 0
+    bare: Any = None  # compiled pattern of the names rewritten in plain text (anonymize)
+    bare_count: int = -1  # how many of ``names`` (in insertion order) ``bare`` holds
+    # per prepared batch, in order: how many names were known when it was prepared, so the
+    # plain-text rewrite at emit time does not depend on how far ahead other batches were read
+    bare_marks: deque = field(default_factory=deque)
     context: ContextStream | None = None  # the conversation-context stage, when the model has one
 
 
@@ -349,11 +383,16 @@ class _Run:
                                    relevance_threshold=self.threshold)
         if self.pseudo is not None:
             batch = self._anonymize(g, batch)
+            if batch:  # an empty batch is never emitted (flush returns early)
+                g.bare_marks.append(len(g.names))
         return batch
 
     def _emit(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
         """Aggregate one classified batch (after the context stage, which may hold its last
         messages back until the next batch) and append its per-message output lines."""
+        if self.pseudo is not None:
+            # after classification, so --anonymize cannot change a label
+            batch = hide_bare_names(g, batch, g.bare_marks.popleft())
         if g.context is not None:
             batch, cb = context_push(g.context, batch, cb)
         if batch:

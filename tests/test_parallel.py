@@ -199,3 +199,29 @@ def test_main_process_classifies_when_the_worker_is_behind(tmp_path):
     here = sum(1 for texts, _ in clf.calls if texts != ["预热"])
     assert 0 < here < batches  # both processes classified
     _same(serial, par, tmp_path / "s", tmp_path / "p")
+
+
+def test_parallel_equals_serial_when_names_are_written_in_plain_text(tmp_path):
+    """--anonymize rewrites members' names written in plain text with the names known when each
+    batch was read, so batches read ahead for the worker do not change what is rewritten."""
+    from datetime import datetime, timedelta
+
+    from classifier.formats import write_export
+    from classifier.records import Message
+
+    members = [f"成员{chr(0x4e00 + 40 * i)}{chr(0x4e00 + 7 * i + 3)}" for i in range(60)]
+    t0 = datetime(2025, 1, 6, 8)
+    msgs = []
+    for i in range(1200):
+        who = members[min(i // 20, len(members) - 1)]  # a new member every 20 messages
+        other = members[(i * 7) % len(members)]  # often one who has not spoken yet
+        msgs.append(Message("群", who, "", t0 + timedelta(minutes=i), f"{other}说的私域社群转化对吗", msg_id=str(i)))
+    path = tmp_path / "chat.jsonl"
+    write_export(msgs, "jsonl", path)
+    kw = {"topic": "私域 社群", "batch_size": 16, "anonymize": True, "anonymize_key": "k"}
+    serial = _run(path, FakeClassifier(), tmp_path / "s", 1, **kw)
+    par = _run(path, FakeClassifier(), tmp_path / "p", 2, **kw)
+    _same(serial, par, tmp_path / "s", tmp_path / "p")
+    text = (tmp_path / "s" / "messages.jsonl").read_text(encoding="utf-8")
+    assert "member_" in text and members[0] not in text  # names were rewritten…
+    assert members[-1] in text  # …but not before their owner first spoke

@@ -190,6 +190,32 @@ def test_anonymize_leaves_no_real_name_anywhere(tmp_path):
            {k: plain[k] for k in ("effective_activity", "verticality", "flood_rate")}
 
 
+def test_anonymize_rewrites_names_in_plain_text_after_classifying(tmp_path):
+    """A known member's display name written without an @ ("转化王说得对") becomes the member's
+    pseudonym in every output, but labels come from the original text (转化 is a topic word for
+    the fake classifier: rewriting first would turn this on-topic line off-topic)."""
+    from datetime import datetime, timedelta
+
+    from classifier.records import Message
+
+    t0 = datetime(2025, 3, 3, 9)
+    lines = [("转化王", "早上好"), ("飞", "收到"), ("林小雨", "转化王说得对"), ("林小雨", "飞起来了"),
+             ("转化王", "林小雨和转化王都在"), ("林小雨", "转化王?")]
+    msgs = [Message(GROUP, who, "", t0 + timedelta(minutes=i), text, msg_id=str(i)) for i, (who, text) in enumerate(lines)]
+    anon = run(msgs, tmp_path, topic=TOPIC, anonymize=True, anonymize_key="k")
+    plain = run(msgs, topic=TOPIC)
+    rows = [json.loads(line) for line in (tmp_path / "messages.jsonl").read_text(encoding="utf-8").splitlines()]
+    p = Pseudonymizer("k")
+    assert rows[2]["text"] == f"{p('转化王')}说得对"
+    assert rows[4]["text"] == f"{p('林小雨')}和{p('转化王')}都在"
+    assert rows[3]["text"] == "飞起来了"  # a one-character name is a word too often: kept
+    assert rows[2]["label"] == "on_topic"  # classified on the original text
+    assert anon["groups"][0]["labels"] == plain["groups"][0]["labels"]
+    unanswered = json.dumps(anon["groups"][0]["questions"], ensure_ascii=False)
+    assert "转化王" not in unanswered and "林小雨" not in unanswered
+    assert "转化王" not in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
 def test_rewrite_mentions_longest_name_wins():
     names = {"张三": "m1", "张三丰": "m2"}
     assert rewrite_mentions("@张三丰 和 @张三 还有 @李四", names, 3) == "@m2 和 @m1 还有 @李四"
