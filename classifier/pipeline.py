@@ -201,16 +201,24 @@ def hide_bare_names(g: _Group, batch: list[Message], known: int) -> list[Message
     if known != g.bare_count:
         names = sorted((n for n in itertools.islice(g.names, known) if len(n) >= BARE_NAME_MIN_CHARS),
                        key=lambda n: (-len(n), n))
-        g.bare = re.compile("|".join(map(re.escape, names))) if names else None
+        # A Latin name only as a whole word: "ab" is not rewritten in "about", nor inside a
+        # pseudonym an @mention already became ("member_12ab34cd" is one word).
+        g.bare = re.compile("|".join(
+            rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])" if n.isascii() else re.escape(n) for n in names)
+        ) if names else None
         g.bare_count = known
     if g.bare is None:
         return batch
     sub, names = g.bare.sub, g.names
+
+    def swap(mo: re.Match[str]) -> str:
+        return names[mo.group(0)]
+
     out = []
     for m in batch:
         if m.kind != "system":
-            text = sub(lambda mo: names[mo.group(0)], m.text)
-            if text is not m.text and text != m.text:
+            text = sub(swap, m.text)
+            if text != m.text:
                 m = Message(m.group, m.sender, m.sender_id, m.time, text, m.kind, m.msg_id, m.reply_to)
         out.append(m)
     return out

@@ -200,7 +200,8 @@ def test_anonymize_rewrites_names_in_plain_text_after_classifying(tmp_path):
 
     t0 = datetime(2025, 3, 3, 9)
     lines = [("转化王", "早上好"), ("飞", "收到"), ("林小雨", "转化王说得对"), ("林小雨", "飞起来了"),
-             ("转化王", "林小雨和转化王都在"), ("林小雨", "转化王?")]
+             ("转化王", "林小雨和转化王都在"), ("林小雨", "转化王?"), ("ab", "hi"), ("ab", "@林小雨 ab about lab"),
+             ("a33b", "hi"), ("a33b", "@林小雨 a33b")]
     msgs = [Message(GROUP, who, "", t0 + timedelta(minutes=i), text, msg_id=str(i)) for i, (who, text) in enumerate(lines)]
     anon = run(msgs, tmp_path, topic=TOPIC, anonymize=True, anonymize_key="k")
     plain = run(msgs, topic=TOPIC)
@@ -209,6 +210,9 @@ def test_anonymize_rewrites_names_in_plain_text_after_classifying(tmp_path):
     assert rows[2]["text"] == f"{p('转化王')}说得对"
     assert rows[4]["text"] == f"{p('林小雨')}和{p('转化王')}都在"
     assert rows[3]["text"] == "飞起来了"  # a one-character name is a word too often: kept
+    # a Latin name only as a word, and never inside a pseudonym the @mention became
+    assert rows[7]["text"] == f"@{p('林小雨')} {p('ab')} about lab"
+    assert "a33b" in p("林小雨") and rows[9]["text"] == f"@{p('林小雨')} {p('a33b')}"  # pseudonym kept whole
     assert rows[2]["label"] == "on_topic"  # classified on the original text
     assert anon["groups"][0]["labels"] == plain["groups"][0]["labels"]
     unanswered = json.dumps(anon["groups"][0]["questions"], ensure_ascii=False)
