@@ -313,8 +313,12 @@ def _fake_id(rng: random.Random) -> str:
     return n
 
 
+def _fake_label(rng: random.Random, shortest: int) -> str:
+    return "".join(rng.choice("abcdefghijkmnpqrstuvwxyz0123456789") for _ in range(rng.randint(shortest, 9)))
+
+
 def _fake_url(rng: random.Random) -> str:
-    host = "".join(rng.choice("abcdefghijkmnpqrstuvwxyz0123456789") for _ in range(rng.randint(5, 9)))
+    host = _fake_label(rng, 5)
     return f"https://{host}.{rng.choice(['cn', 'com', 'top', 'xyz'])}/{rng.choice(['', 'shop', 'buy', 'ds'])}"
 
 
@@ -453,7 +457,7 @@ _KUOLIE = ("聊天都可以加我", "选我", "找我玩", "有人吗", "男女�
 
 
 def _fake_host(rng: random.Random) -> str:
-    host = "".join(rng.choice("abcdefghijkmnpqrstuvwxyz0123456789") for _ in range(rng.randint(4, 9)))
+    host = _fake_label(rng, 4)
     tld = rng.choice(["top", "cn", "com", "xyz", "vip", "shop"])
     # Hosts are written to dodge link filters: a space or a 。 before the ending, or no dot at all.
     return host + rng.choice([".", ". ", "。", "", " . "]) + tld

@@ -39,7 +39,7 @@ import re
 import secrets
 import time as _time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -219,7 +219,7 @@ def hide_bare_names(g: _Group, batch: list[Message], known: int) -> list[Message
         if m.kind != "system":
             text = sub(swap, m.text)
             if text != m.text:
-                m = Message(m.group, m.sender, m.sender_id, m.time, text, m.kind, m.msg_id, m.reply_to)
+                m = replace(m, text=text)
         out.append(m)
     return out
 
@@ -699,8 +699,6 @@ def score_stream(
 
     warnings = [f"groups config names {name!r}, which is not in the input"
                 for name in run.config if name not in run.groups] + list(warnings or ())
-    warnings += [f"{i['path']}: {i['duplicates']} messages an earlier input already held (overlapping "
-                 "exports) were counted once" for i in inputs or () if i.get("duplicates")]
     elapsed = _time.perf_counter() - started
     report: dict[str, Any] = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -792,6 +790,9 @@ def score_exports(
             else:
                 yield from overlaps.filter(messages, remember=n < len(paths))
                 inputs.append({"path": str(p), **stats.to_dict(), "duplicates": overlaps.dropped})
+                if overlaps.dropped:
+                    read_warnings.append(f"{p}: {overlaps.dropped} messages an earlier input already held "
+                                         "(overlapping exports) were counted once")
         if overlaps is not None:
             read_warnings.extend(
                 f"group {group!r}: {k} member name(s) came with a member id in some inputs and without one in "

@@ -96,7 +96,7 @@ class OverlapFilter:
             owner = [i for i, ks in enumerate(keys) for _ in ks]
             flat = np.array([k for ks in keys for k in ks], dtype=np.int64)
             pos = np.searchsorted(self._seen, flat).clip(max=len(self._seen) - 1)
-            repeat = set(np.asarray(owner, dtype=np.int64)[self._seen[pos] == flat].tolist()) if owner else set()
+            repeat = set(np.asarray(owner, dtype=np.int64)[self._seen[pos] == flat].tolist())
         else:
             repeat = set()
         if remember:
