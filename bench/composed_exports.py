@@ -57,7 +57,7 @@ from classifier.data import DOMAIN_TOPICS, is_validation, looks_like_question  #
 from classifier.formats import WRITERS, iter_messages, write_export  # noqa: E402
 from classifier.pipeline import score_exports  # noqa: E402
 from classifier.records import Message  # noqa: E402
-from classifier.scoring import GroupScorer  # noqa: E402
+from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer  # noqa: E402
 
 DEFAULT_SHARED = REPO.parent / "shared" / "datasets"
 TOPIC_MODES = ("given", "induced")
@@ -417,6 +417,8 @@ class Run:
     seconds: float
     pred_labels: list[str] = field(default_factory=list, repr=False)
     pred_effective: list[bool] = field(default_factory=list, repr=False)
+    # effective AND sure enough to count its sender (the member-confidence rule)
+    pred_sure: list[bool] = field(default_factory=list, repr=False)
 
     def error(self, key: str) -> float | None:
         t, p = self.true.get(key), self.predicted.get(key)
@@ -429,7 +431,8 @@ FIGURES = ("verticality", "effective_activity", "effective_message_share", "ad_r
 
 
 def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, workdir: Path,
-                     topic_mode: str = "given") -> Run:
+                     topic_mode: str = "given", context: bool = False,
+                     member_confidence: float = DEFAULT_MEMBER_CONFIDENCE) -> Run:
     """Write ``group`` as a ``fmt`` export, score it with the real pipeline, compare to the truth."""
     if topic_mode not in TOPIC_MODES:
         raise GroupscoreError(f"unknown topic mode {topic_mode!r} (expected one of {', '.join(TOPIC_MODES)})")
@@ -447,22 +450,28 @@ def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, wor
     started = time.perf_counter()
     report = score_exports([path], classifier, fmt=fmt,
                            topic=group.topic_description if topic_mode == "given" else None,
-                           groups_config=config, out_dir=out, progress=False)
+                           groups_config=config, out_dir=out, progress=False, context=context,
+                           member_confidence=member_confidence)
     seconds = time.perf_counter() - started
     if len(report["groups"]) != 1:
         raise GroupscoreError(f"{path.name}: expected one group, the pipeline found {len(report['groups'])}")
     pred = report["groups"][0]
-    labels, effective = [], []
+    labels, effective, sure = [], [], []
+    threshold = pred["relevance_threshold"]
     with open(out / "messages.jsonl", encoding="utf-8") as f:
         for line in f:
             rec = json.loads(line)
             labels.append(rec["label"] or "system")
             effective.append(bool(rec["effective"]))
+            p = rec["probs"] or {}
+            p_eff = p.get("on_topic", 0.0) + (p.get("question", 0.0) if (rec["relevance"] or 0.0) >= threshold else 0.0)
+            # the rounded probabilities of messages.jsonl, so allow for the rounding at the boundary
+            sure.append(effective[-1] and p_eff >= pred["member_confidence"] - 1e-3)
     truth = true_scores(group)
     return Run(group.spec.key, fmt, topic_mode,
                {k: truth[k] for k in FIGURES}, {k: pred[k] for k in FIGURES},
                read=report["inputs"][0]["read"], written=len(group.messages), seconds=round(seconds, 2),
-               pred_labels=labels, pred_effective=effective)
+               pred_labels=labels, pred_effective=effective, pred_sure=sure)
 
 
 def category_breakdown(group: ComposedGroup, run: Run) -> dict[str, dict[str, Any]]:
@@ -490,13 +499,14 @@ def category_breakdown(group: ComposedGroup, run: Run) -> dict[str, dict[str, An
 
 
 def member_breakdown(group: ComposedGroup, run: Run) -> dict[str, int]:
-    """Members counted effective by truth and prediction: the false and missed ones drive activity errors."""
-    if len(run.pred_effective) != len(group.messages):
+    """Members counted effective by truth and prediction (a member counts on a sure effective
+    message, as effective activity does): the false and missed ones drive activity errors."""
+    if len(run.pred_sure) != len(group.messages):
         return {}
     t_eff: dict[str, bool] = defaultdict(bool)
     p_eff: dict[str, bool] = defaultdict(bool)
     fp_cats: dict[str, set[str]] = defaultdict(set)  # member -> categories of their false effective messages
-    for m, g, r, pe, cat in zip(group.messages, group.gold, group.gold_relevance, run.pred_effective, group.category):
+    for m, g, r, pe, cat in zip(group.messages, group.gold, group.gold_relevance, run.pred_sure, group.category):
         gold_eff = g == "on_topic" or r >= 0.5
         t_eff[m.sender] |= gold_eff
         p_eff[m.sender] |= pe
@@ -509,7 +519,7 @@ def member_breakdown(group: ComposedGroup, run: Run) -> dict[str, int]:
     what_if: dict[str, float] = {}
     for head in sorted({c.split(":")[0] for c in group.category}):
         fixed: dict[str, bool] = defaultdict(bool)
-        for m, g, r, pe, cat in zip(group.messages, group.gold, group.gold_relevance, run.pred_effective,
+        for m, g, r, pe, cat in zip(group.messages, group.gold, group.gold_relevance, run.pred_sure,
                                     group.category):
             fixed[m.sender] |= (g == "on_topic" or r >= 0.5) if cat.split(":")[0] == head else pe
         what_if[head] = round(abs(100 * sum(fixed.values()) / base - true_ea), 1) if base else 0.0
@@ -579,7 +589,7 @@ class BenchResult:
             "format_spread": self.format_spread(),
             "category_rates": [{"topic": t, "category": h, **v} for (t, h), v in sorted(self.category_rates().items())],
             "groups": self.groups,
-            "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective")}
+            "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective", "pred_sure")}
                      | {f"error_{k}": r.error(k) for k in FIGURES} for r in self.runs],
             "breakdown": self.breakdown,
         }
@@ -594,6 +604,8 @@ def run_bench(
     topics: Sequence[str] = TOPIC_MODES,
     shared: str | Path = DEFAULT_SHARED,
     seed: int = 7,
+    context: bool = False,
+    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
     workdir: str | Path | None = None,
 ) -> BenchResult:
     """Compose every group, write it in every format, score it per topic mode; see the module doc."""
@@ -624,7 +636,7 @@ def run_bench(
             for topic in topics:
                 first: Run | None = None
                 for fmt in formats:
-                    r = predicted_scores(g, classifier, fmt, workdir, topic)
+                    r = predicted_scores(g, classifier, fmt, workdir, topic, context, member_confidence)
                     runs.append(r)
                     first = first or r
                 if first is not None:
@@ -637,7 +649,8 @@ def run_bench(
         if tmp is not None:
             tmp.cleanup()
     settings = {
-        "seed": seed, "formats": list(formats), "topics": list(topics),
+        "seed": seed, "formats": list(formats), "topics": list(topics), "context": context,
+        "member_confidence": member_confidence,
         "validation_only": True,
         "note": "every text is from the validation split (classifier.data.is_validation): the model never trained on it",
         "pool_sizes": pools.sizes, "pool_dropped": pools.dropped,
@@ -666,7 +679,8 @@ def render_markdown(res: BenchResult) -> str:
         "",
         f"Every text is from the validation split (`is_validation`): the model never trained on it. "
         f"Seed {res.settings['seed']}; model: {res.settings['model'].get('backend', '?')} "
-        f"{res.settings['model'].get('version', '')}. Bar: error ≤ {BAR:.0f} points (goal {GOAL:.0f}).",
+        f"{res.settings['model'].get('version', '')}; member confidence {res.settings.get('member_confidence')}"
+        f"{'; context stage on' if res.settings.get('context') else ''}. Bar: error ≤ {BAR:.0f} points (goal {GOAL:.0f}).",
         "",
         "## Groups (truth from gold labels)",
         "",
@@ -743,6 +757,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"groups {', '.join(QUICK_KEYS)} at --scale 0.3")
     ap.add_argument("--scale", type=float, default=None, help="multiply message and member counts")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--context", action="store_true",
+                    help="score with the model's conversation-context stage (groupscore score --context)")
+    ap.add_argument("--member-confidence", type=float, default=DEFAULT_MEMBER_CONFIDENCE,
+                    help="groupscore score --member-confidence (0: every effective-labelled message counts its sender)")
     ap.add_argument("--json", default=None, help="also write the full result as JSON here")
     args = ap.parse_args(argv)
     try:
@@ -758,7 +776,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         clf = load_model(args.model)
         res = run_bench(clf, specs, formats=[f.strip() for f in args.formats.split(",") if f.strip()],
                         topics=[t.strip() for t in args.topics.split(",") if t.strip()],
-                        shared=args.shared, seed=args.seed)
+                        shared=args.shared, seed=args.seed, context=args.context,
+                        member_confidence=args.member_confidence)
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

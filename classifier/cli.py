@@ -10,6 +10,7 @@ import typer
 from . import load_model
 from .base import GroupscoreError
 from .context import in_context
+from .scoring import DEFAULT_MEMBER_CONFIDENCE
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 _LINES_CONTEXT_HELP = ("Read the lines as a chat in order (one conversation per 'group' field) and let the "
@@ -44,6 +45,10 @@ def score(
     keep_overlaps: bool = typer.Option(
         False, "--keep-overlaps",
         help="Count a message again when a later input repeats it (default: overlapping exports are read once)."),
+    member_confidence: float = typer.Option(
+        DEFAULT_MEMBER_CONFIDENCE, "--member-confidence", min=0.0, max=1.0,
+        help="Effective activity counts a member on an effective message the model is at least this sure of "
+             "(0 = any effective-labelled message)."),
 ) -> None:
     """Classify every message and score each group: report.json, messages.jsonl (or .csv), report.html."""
     from rich.console import Console
@@ -58,6 +63,7 @@ def score(
             inputs, _load(model, context), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
             out_dir=out, columns=parse_columns(columns), progress=not quiet, jobs=jobs,
             messages_format=messages_format, context=context, keep_overlaps=keep_overlaps,
+            member_confidence=member_confidence,
         )
     except GroupscoreError as err:
         _fail(err)

@@ -52,7 +52,7 @@ from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreErr
 from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
-from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
+from .scoring import (DEFAULT_MEMBER_CONFIDENCE, INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
                       aggregate, classify_batch, context_close, context_push, distinct_index, is_effective, pack_rows,
                       resolve_topic, unpack_rows)
 
@@ -322,6 +322,7 @@ class _Run:
         out: Any | None,
         batch_size: int,
         relevance_threshold: float,
+        member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
         pool: Any | None = None,
         depth: int = 2,
         context: bool = False,
@@ -341,6 +342,7 @@ class _Run:
         self.out = out
         self.batch_size = max(1, batch_size)
         self.threshold = relevance_threshold
+        self.member_confidence = member_confidence
         self.groups: dict[str, _Group] = {}
         self.records = 0
         # One prediction cache per topic object (groups sharing --topic share it). The total
@@ -388,7 +390,7 @@ class _Run:
             if self.pseudo is not None:
                 admins = [self.pseudo(a) for a in admins]
             g.scorer = GroupScorer(g.name, g.topic, members=g.members, admins=admins,
-                                   relevance_threshold=self.threshold)
+                                   relevance_threshold=self.threshold, member_confidence=self.member_confidence)
         if self.pseudo is not None:
             batch = self._anonymize(g, batch)
             if batch:  # an empty batch is never emitted (flush returns early)
@@ -621,6 +623,7 @@ def score_stream(
     progress: bool = True,
     batch_size: int = DEFAULT_BATCH,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
     inputs: list[dict[str, Any]] | None = None,
     jobs: int | None = 1,
     messages_format: str = "jsonl",
@@ -643,7 +646,8 @@ def score_stream(
     # so a bad config fails before any file is opened or process started.
     run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
                anonymize_key=anonymize_key, out=None, batch_size=batch_size,
-               relevance_threshold=relevance_threshold, pool=None, depth=jobs + 1, context=context)
+               relevance_threshold=relevance_threshold, member_confidence=member_confidence,
+               pool=None, depth=jobs + 1, context=context)
     if out_path is not None:
         sink = _CsvSink if messages_format == "csv" else _JsonlSink
         try:
@@ -709,6 +713,7 @@ def score_stream(
             "groups_config": sorted(run.config),
             "anonymized": anonymize,
             "relevance_threshold": relevance_threshold,
+            "member_confidence": member_confidence,
             "context": run.context_model is not None,
         },
         "inputs": inputs if inputs is not None else [],
@@ -744,6 +749,7 @@ def score_exports(
     messages_format: str = "jsonl",
     context: bool = False,
     keep_overlaps: bool = False,
+    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 
@@ -802,7 +808,8 @@ def score_exports(
     return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
                         progress=progress, batch_size=batch_size,
-                        relevance_threshold=relevance_threshold, inputs=inputs, jobs=jobs,
+                        relevance_threshold=relevance_threshold, member_confidence=member_confidence,
+                        inputs=inputs, jobs=jobs,
                         messages_format=messages_format, context=context, warnings=read_warnings)
 
 

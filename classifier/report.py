@@ -253,6 +253,14 @@ svg .tick { font-size: 11px; fill: #5b6b7b; } svg .grid { stroke: #e6e9ed; strok
 """ % FONT_STACK
 
 
+def _effective_members_text(g: dict[str, Any]) -> str:
+    """"12 members sure, 15 with any effective label": what the effective-activity figure counts."""
+    sure, any_ = g.get("effective_members"), g.get("effective_members_any")
+    if any_ is None or any_ == sure:
+        return f"{sure} members"
+    return f"{sure} members on a message ≥ {g.get('member_confidence', 0):g} sure; {any_} with any effective label"
+
+
 def _kpi(label: str, value: str, warn: bool = False) -> str:
     return f'<div class="kpi{" warn" if warn else ""}"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
 
@@ -287,7 +295,7 @@ def _group_html(g: dict[str, Any]) -> str:
     base_src = {"given": "given", "export": "from export", "distinct_senders": "distinct senders"}.get(
         g["members_base_source"], g["members_base_source"])
     kpis = "".join([
-        _kpi("有效活跃度 effective activity", _fmt_pct(g["effective_activity"])),
+        _kpi(f"有效活跃度 effective activity ({_effective_members_text(g)})", _fmt_pct(g["effective_activity"])),
         _kpi("effective message share", _fmt_pct(g["effective_message_share"])),
         _kpi("垂直度 verticality", _fmt_pct(g["verticality"])),
         _kpi("ad rate", _fmt_pct(g["ad_rate"]), warn=(g["ad_rate"] or 0) >= 10),

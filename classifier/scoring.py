@@ -8,7 +8,15 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
 - ``members_base``: the member count when given (``members_base_source`` ``"given"``, or
   ``"export"`` when the reader found it in the export), else the number of distinct senders
   (``"distinct_senders"``). A member is ``sender_id`` when the export has ids, else the name.
-- **effective_activity** (有效活跃度) = members with ≥ 1 effective message ÷ ``members_base``.
+- **effective_activity** (有效活跃度) = members with ≥ 1 effective message ÷ ``members_base``,
+  where a member counts on a *sure* effective message: one the model gives probability
+  ≥ ``member_confidence`` (``DEFAULT_MEMBER_CONFIDENCE``, 0.75) of being effective, i.e.
+  p(on_topic), plus p(question) when the relevance reaches the threshold. A member is "active"
+  on their best message, so over many messages a few uncertain calls would make most chatters
+  active (measured: +16 points on held-out real chat); ``member_confidence=0`` counts every
+  effective-labelled message, and ``effective_members_any`` is that count. Messages given
+  without probabilities (gold labels) are sure. The same rule picks the effective members of
+  the daily/weekly series, the strata and the top contributors.
 - **effective_message_share** = effective ÷ (messages − system).
 - **verticality** (垂直度) = effective ÷ (messages − system − ad).
 - **ad_rate** = ad ÷ (messages − system).
@@ -22,10 +30,11 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
   message whose text (ignoring surrounding whitespace) equals one of the same sender's last distinct
   ``FLOOD_MEMORY`` texts sent at most ``flood_window`` (24 h) earlier. Media placeholders
   ("[图片]") are never flood.
-- **member strata** partition the members: ``core`` (≥ ``CORE_MIN_EFFECTIVE`` effective
-  messages and ≥ ``CORE_MIN_SHARE`` of their own messages effective), ``active`` (≥ 1
-  effective, not core), ``ad_only`` (ads but no effective message), ``chatter_only`` (messages,
-  none effective, no ads) and ``silent`` (``members_base`` − senders, only when the member count
+- **member strata** partition the members: ``core`` (an effective member — one counted in
+  effective activity — with ≥ ``CORE_MIN_EFFECTIVE`` effective messages and ≥
+  ``CORE_MIN_SHARE`` of their own messages effective), ``active`` (an effective member, not
+  core), ``ad_only`` (ads, not an effective member), ``chatter_only`` (not an effective member,
+  no ads) and ``silent`` (``members_base`` − senders, only when the member count
   is known). ``ad_posters`` counts every non-admin member with ≥ 1 ad, whatever their stratum;
   admins (from the groups config) are never counted as ad posters (their notices are the
   group's own business), though their ads still count in ``ad_rate``.
@@ -79,6 +88,10 @@ REPLY_HORIZON = timedelta(days=7)
 MAX_AWAITING = 50_000
 
 _AD, _QUESTION, _ON_TOPIC, _OFF_TOPIC = LABELS
+_Q_COL, _ON_COL = LABELS.index(_QUESTION), LABELS.index(_ON_TOPIC)
+# Chosen on out-of-fold predictions for the qq_group TRAINING rows (bench/member_confidence.py:
+# the lowest mean absolute effective-activity error), not on the composed exports it is reported on.
+DEFAULT_MEMBER_CONFIDENCE = 0.75
 
 
 def is_effective(label: str | None, relevance: float, threshold: float = DEFAULT_RELEVANCE_THRESHOLD) -> bool:
@@ -113,12 +126,13 @@ def _iso_week(d: date) -> str:
 
 
 class _Member:
-    __slots__ = ("name", "messages", "effective", "ads", "questions", "recent")
+    __slots__ = ("name", "messages", "effective", "sure", "ads", "questions", "recent")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.messages = 0
         self.effective = 0
+        self.sure = 0  # effective messages at or above the member confidence
         self.ads = 0
         self.questions = 0
         # The last FLOOD_MEMORY distinct texts -> when last sent (insertion order = age).
@@ -171,6 +185,7 @@ class GroupScorer:
         members: int | None = None,
         admins: Sequence[str] = (),
         relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+        member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
         answer_window: timedelta = timedelta(minutes=30),
         flood_window: timedelta = timedelta(hours=24),
         members_source: str = "given",
@@ -183,6 +198,9 @@ class GroupScorer:
         self.members_source = members_source
         self.admins: set[str] = {a for a in admins if a}  # the pipeline adds pseudonymised admins as it meets them
         self.relevance_threshold = relevance_threshold
+        if not 0.0 <= member_confidence <= 1.0:
+            raise GroupscoreError(f"member confidence must be in [0, 1], got {member_confidence!r}")
+        self.member_confidence = member_confidence
         self.answer_window = answer_window
         self.flood_window = flood_window
         self._window_s = answer_window.total_seconds()
@@ -232,21 +250,28 @@ class GroupScorer:
     ) -> bool:
         """Account one record; returns whether it was effective. ``label`` is ``None`` for system records.
 
-        ``probs`` is accepted for symmetry with the classifier output; no score needs it.
+        ``probs`` (label → probability) says how sure an effective message is (see
+        ``member_confidence``); without it the label is taken as sure (gold labels).
         """
-        return self.add_many(((msg, label, relevance),)) == 1
+        p_eff = None
+        if probs is not None:
+            rel = 0.0 if relevance is None else relevance
+            p_eff = probs.get(_ON_TOPIC, 0.0) + (probs.get(_QUESTION, 0.0) if rel >= self.relevance_threshold else 0.0)
+        return self.add_many(((msg, label, relevance, p_eff),)) == 1
 
-    def add_many(self, records: Iterable[tuple[Message, str | None, float | None]]) -> int:
-        """:meth:`add` for a run of ``(msg, label, relevance)`` in export order; returns how many
-        were effective. The per-message hot path of ``score``: one call per batch, with the
-        scorer's state held in locals."""
+    def add_many(self, records: Iterable[tuple[Message, str | None, float | None, float | None]]) -> int:
+        """:meth:`add` for a run of ``(msg, label, relevance, p_effective)`` in export order
+        (``p_effective``: the model's probability that the message is effective, ``None`` =
+        sure); returns how many were effective. The per-message hot path of ``score``: one call
+        per batch, with the scorer's state held in locals."""
         labels = self.labels
         members = self._members
         days = self._days
         hour_messages, hour_effective = self._hour_messages, self._hour_effective
         threshold, flood_s = self.relevance_threshold, self._flood_s
+        confidence = self.member_confidence - 1e-9  # p(on_topic) + p(question) is a float sum
         n_effective = 0
-        for msg, label, relevance in records:
+        for msg, label, relevance, p_eff in records:
             self.messages += 1
             if label is None or msg.kind == "system":
                 self.system += 1
@@ -257,9 +282,11 @@ class GroupScorer:
             self._seq += 1
             rel = 0.0 if relevance is None else relevance
             effective = is_effective(label, rel, threshold)
+            sure = False
             if effective:
                 self.effective += 1  # counted here, not at the end: an error mid-batch leaves it right
                 n_effective += 1
+                sure = p_eff is None or p_eff >= confidence
 
             key = msg.sender_id or msg.sender
             member = None
@@ -270,6 +297,8 @@ class GroupScorer:
                 member.messages += 1
                 if effective:
                     member.effective += 1
+                    if sure:
+                        member.sure += 1
                 if label == _AD:
                     member.ads += 1
             else:
@@ -297,7 +326,7 @@ class GroupScorer:
                 if effective:
                     day[1] += 1
                     hour_effective[h] += 1
-                    if key:
+                    if key and sure:
                         day[2].add(key)
 
             if member is not None and msg.kind in FLOOD_KINDS:
@@ -392,7 +421,7 @@ class GroupScorer:
         ads = self.labels[_AD]
         base = self.members_base
         senders = len(self._members)
-        effective_members = sum(1 for m in self._members.values() if m.effective)
+        effective_members = sum(1 for m in self._members.values() if m.sure)
         warnings: list[str] = []
         if self.members_given is not None and senders > self.members_given:
             warnings.append(
@@ -414,6 +443,8 @@ class GroupScorer:
             "effective_messages": self.effective,
             "effective_members": effective_members,
             "effective_activity": pct(effective_members, base),
+            "member_confidence": self.member_confidence,
+            "effective_members_any": sum(1 for m in self._members.values() if m.effective),
             "effective_message_share": pct(self.effective, non_system),
             "verticality": pct(self.effective, non_system - ads),
             "ad_rate": pct(ads, non_system),
@@ -466,9 +497,9 @@ class GroupScorer:
         for key, m in self._members.items():
             admin = self._is_admin(key, m)
             admins_present += admin
-            if m.effective >= CORE_MIN_EFFECTIVE and m.effective >= CORE_MIN_SHARE * m.messages:
+            if m.sure and m.effective >= CORE_MIN_EFFECTIVE and m.effective >= CORE_MIN_SHARE * m.messages:
                 strata["core"] += 1
-            elif m.effective:
+            elif m.sure:
                 strata["active"] += 1
             elif m.ads and not admin:
                 strata["ad_only"] += 1
@@ -480,7 +511,7 @@ class GroupScorer:
             strata["silent"] = max(0, self.members_given - senders)
         ad_posters.sort(key=lambda km: (-km[1].ads, -km[1].messages, km[0]))
         contributors = sorted(
-            ((k, m) for k, m in self._members.items() if m.effective),
+            ((k, m) for k, m in self._members.items() if m.sure),
             key=lambda km: (-km[1].effective, -km[1].messages, km[0]),
         )
         return {
@@ -736,6 +767,7 @@ def score_messages(
     admins: Sequence[str] = (),
     group: str | None = None,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
+    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
     batch_size: int = 4096,
     context: bool = False,
 ) -> dict[str, Any]:
@@ -765,7 +797,7 @@ def score_messages(
         if scorer is None:
             name = group if group is not None else (batch[0].group if batch else "")
             scorer = GroupScorer(name, resolved, members=members, admins=admins,
-                                 relevance_threshold=relevance_threshold)
+                                 relevance_threshold=relevance_threshold, member_confidence=member_confidence)
         cb = classify_batch(classifier, batch, resolved)
         if stream is not None:
             batch, cb = context_push(stream, batch, cb)
@@ -785,13 +817,22 @@ def score_messages(
     return scorer.result()
 
 
+def effective_probability(probs: np.ndarray, relevance: np.ndarray, threshold: float) -> np.ndarray:
+    """Per row, the model's probability that the message is effective: p(on_topic), plus
+    p(question) where the relevance reaches ``threshold`` (the member-confidence test)."""
+    probs = np.asarray(probs, dtype=float).reshape(-1, len(LABELS))
+    return probs[:, _ON_COL] + np.where(np.asarray(relevance) >= threshold, probs[:, _Q_COL], 0.0)
+
+
 def aggregate(scorer: GroupScorer, batch: Sequence[Message], cb: ClassifiedBatch,
               relevance: Sequence[float] | None = None) -> int:
     """Account a classified batch (system records included) in ``scorer``; returns how many
     messages were effective. ``relevance``: ``cb.relevance`` as floats, if already converted."""
     labels = cb.labels
     rel = cb.relevance.tolist() if relevance is None else relevance
-    return scorer.add_many((m, None, None) if i < 0 else (m, labels[i], rel[i]) for m, i in zip(batch, cb.index))
+    p_eff = effective_probability(cb.probs, cb.relevance, scorer.relevance_threshold).tolist()
+    return scorer.add_many((m, None, None, None) if i < 0 else (m, labels[i], rel[i], p_eff[i])
+                           for m, i in zip(batch, cb.index))
 
 
 def context_push(stream: ContextStream, batch: list[Message],

@@ -224,6 +224,10 @@ class ScoreRequest(_In):
     relevance_threshold: float | None = Field(
         None, ge=0, le=1, description="Relevance a question needs to count as effective; the model default when absent."
     )
+    member_confidence: float | None = Field(
+        None, ge=0, le=1,
+        description="How sure an effective message must be to count its sender in effective activity (default 0.75; 0 = any).",
+    )
     messages: list[ScoreMessage]
 
 
@@ -494,6 +498,8 @@ def create_app(classifier: Classifier, settings: ServerSettings | None = None) -
             )
         topic = resolve(req.topic, req.group)
         extra = {} if req.relevance_threshold is None else {"relevance_threshold": req.relevance_threshold}
+        if req.member_confidence is not None:
+            extra["member_confidence"] = req.member_confidence
         result = score_messages(
             messages, classifier, topic=topic_for(topic), members=req.members, admins=tuple(req.admins),
             group=req.group, **extra,

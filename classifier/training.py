@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .base import LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs
+import numpy as np
+
+from .base import LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs, read_model_json
 from .data import QQ_TOPIC, VAL_PERCENT, build_splits, is_validation
 from .evaluation import calibration_error, evaluate_labels
 
@@ -164,28 +167,40 @@ def split_user_examples(examples: Sequence[Example], val_fraction_percent: int =
     return train, val
 
 
-def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int = 4, progress: bool = True) -> dict:
-    """Fit the conversation-context stage of a linear model directory on the real group chat.
+@dataclass
+class QQOutOfFold:
+    """qq_group in chat order with predictions no model trained on: see :func:`qq_out_of_fold`."""
 
-    qq_group's training rows get out-of-fold predictions from ``folds`` models trained like the
-    saved one (same parameters and word vectors, uncalibrated) on the training pools minus that
-    fold; its validation rows are predicted by the saved model. The stage is fitted on the
-    training rows of the chat in its original order (validation rows stay in the sequence as
-    neighbours, their labels unused) and written as ``context.json``; the returned metrics are
-    the validation rows' with and without context, also recorded in ``model.json``.
+    texts: list[str]
+    labels: list[str]
+    seq: list[int]
+    validation: np.ndarray  # bool per row: in the validation split
+    probs: np.ndarray  # uncalibrated scale (temperature 1)
+    relevance: np.ndarray
+    temperature: float  # the saved model's: softmax(log(probs) / temperature) is calibrated
+
+    def calibrated(self) -> np.ndarray:
+        from .context import _softmax
+
+        return _softmax(np.log(np.clip(self.probs, 1e-12, 1.0)) / self.temperature)
+
+
+def qq_out_of_fold(model_dir: str | Path, shared_dir: str | Path, folds: int = 4,
+                   progress: bool = True) -> QQOutOfFold:
+    """Predictions for every qq_group row (topic ``QQ_TOPIC``) from a model that did not train on it.
+
+    Training rows: ``folds`` models trained like the saved linear model (same parameters and
+    word vectors, uncalibrated) on the training pools minus one hash range of qq_group's
+    training rows and their topic-contrastive copies. Validation rows: the saved model, mapped
+    back to the uncalibrated scale of the folds. Takes a few minutes per fold.
     """
-    import json
-
-    import numpy as np
-
-    from .base import read_model_json
-    from .context import ContextModel, uncalibrate
+    from .context import uncalibrate
     from .data import _shared_rows, stable_bucket
     from .linear import LinearClassifier
 
     if read_model_json(model_dir).get("backend", "linear") != "linear":
-        raise GroupscoreError("the context stage is fitted for linear models only")
-    clf = LinearClassifier.load(model_dir)  # its current context stage (if any) is replaced
+        raise GroupscoreError("out-of-fold predictions are made for linear models only")
+    clf = LinearClassifier.load(model_dir)
     splits = build_splits(shared_dir)
     rows = [r for r in _shared_rows(Path(shared_dir), "qq_group_train.jsonl") if r.get("text")]
     texts = [r["text"] for r in rows]
@@ -193,7 +208,6 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
     val = bucket < VAL_PERCENT
     probs = np.zeros((len(rows), len(LABELS)))
     rel = np.zeros(len(rows))
-    # Validation rows: the saved model, mapped back to the uncalibrated scale of the folds.
     p, r = clf.predict_proba([t for t, v in zip(texts, val) if v], QQ_TOPIC)
     T = clf.temperature_
     probs[val], rel[val] = uncalibrate(p, T), r
@@ -210,8 +224,25 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
         p, r = fold.predict_proba([t for t, m in zip(texts, mask) if m], QQ_TOPIC)
         probs[mask], rel[mask] = p, r
         if progress:
-            print(f"  context stage: out-of-fold predictions {k + 1}/{folds}", flush=True)
-    labels = [r["label"] for r in rows]
+            print(f"  out-of-fold predictions {k + 1}/{folds}", flush=True)
+    return QQOutOfFold(texts, [r["label"] for r in rows], [int(r.get("seq", i)) for i, r in enumerate(rows)],
+                       val, probs, rel, T)
+
+
+def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int = 4, progress: bool = True) -> dict:
+    """Fit the conversation-context stage of a linear model directory on the real group chat.
+
+    qq_group's rows get out-of-fold predictions (:func:`qq_out_of_fold`). The stage is fitted on
+    the training rows of the chat in its original order (validation rows stay in the sequence as
+    neighbours, their labels unused) and written as ``context.json``; the returned metrics are
+    the validation rows' with and without context, also recorded in ``model.json``.
+    """
+    import json
+
+    from .context import ContextModel
+
+    oof = qq_out_of_fold(model_dir, shared_dir, folds, progress)
+    probs, rel, val, T, labels = oof.probs, oof.relevance, oof.validation, oof.temperature, oof.labels
     ctx = ContextModel.fit(probs, rel, labels, ~val, temperature=T,
                            meta={"source": "qq_group_train.jsonl (chat order), out-of-fold", "folds": folds})
     gold = [lab for lab, v in zip(labels, val) if v]

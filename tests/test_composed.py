@@ -45,11 +45,9 @@ BY_KEY = {s.key: s for s in ce.SPECS}
 SMALL = (BY_KEY["travel_dying"].scaled(0.43), BY_KEY["film"].scaled(0.3))
 FORMATS = ("qq_txt", "telegram_json")
 BAR = 10.0
-# The bar is 10 points for both figures. Verticality meets it; effective activity does not
-# yet (one falsely effective message makes a chatter count as active, so it needs per-message
-# precision the model lacks: full-bench errors are in the README). This guard catches regressions
-# from the current level without pretending the bar is met.
-ACTIVITY_GUARD = 15.0
+# The bar is 10 points for both figures, on these two groups in both topic modes. Effective
+# activity meets it because a member counts on a SURE effective message (member confidence 0.8);
+# counting every effective-labelled message over-estimates it (the last test).
 
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="models/default/model.json is absent")
 
@@ -180,18 +178,48 @@ def test_a_broken_classifier_fails_the_bar(pools, tmp_path, label, relevance):
 
 
 # ---------------------------------------------------------------------- the bar
-@needs_model
-@pytest.mark.parametrize("topic", ce.TOPIC_MODES)
-def test_default_model_within_the_bar(pools, tmp_path, topic):
+# Verticality of the real QQ game chat is the known miss (13.0 given / 12.2 induced: on_topic
+# recall in real chat); it is held to a regression guard, every other figure to the bar.
+VERTICALITY_MISS = {"games_real": 15.0}
+
+
+@pytest.fixture(scope="module")
+def full_bench(pools, tmp_path_factory):
     from classifier import load_model
 
-    res = ce.run_bench(load_model(), SMALL, pools=pools, formats=FORMATS, topics=(topic,), workdir=tmp_path)
-    table = "\n".join(
-        f"{r.group}/{r.format}: verticality {r.true['verticality']} -> {r.predicted['verticality']}, "
+    clf = load_model()
+    wd = tmp_path_factory.mktemp("bench")
+    return {mc: ce.run_bench(clf, ce.SPECS, pools=pools, formats=("qq_txt",), workdir=wd / str(mc),
+                             member_confidence=mc)
+            for mc in (ce.DEFAULT_MEMBER_CONFIDENCE, 0.0)}
+
+
+def _table(res) -> str:
+    return "\n".join(
+        f"{r.group}/{r.topic}: verticality {r.true['verticality']} -> {r.predicted['verticality']}, "
         f"effective activity {r.true['effective_activity']} -> {r.predicted['effective_activity']}"
         for r in res.runs)
-    assert max(res.errors("verticality")) <= BAR, table
-    assert max(res.errors("effective_activity")) <= ACTIVITY_GUARD, table
+
+
+@needs_model
+def test_default_model_within_the_bar(full_bench):
+    res = full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    assert len(res.runs) == len(ce.SPECS) * len(ce.TOPIC_MODES)
+    for r in res.runs:
+        assert r.error("effective_activity") <= BAR, _table(res)
+        assert r.error("verticality") <= VERTICALITY_MISS.get(r.group, BAR), _table(res)
+
+
+@needs_model
+def test_counting_every_effective_label_over_estimates_activity(full_bench):
+    # The plain count (member confidence 0): one false positive among a chatter's messages makes
+    # them active, so effective activity comes out too high.
+    plain, sure = full_bench[0.0], full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    assert max(plain.errors("effective_activity")) > BAR, _table(plain)
+    over = [r.predicted["effective_activity"] - r.true["effective_activity"] for r in plain.runs]
+    assert sum(over) > 0 and sum(plain.errors("effective_activity")) > 2 * sum(sure.errors("effective_activity"))
+    # messages are unaffected: verticality is the same either way
+    assert plain.errors("verticality") == sure.errors("verticality")
 
 
 @needs_model

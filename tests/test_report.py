@@ -240,6 +240,20 @@ def test_html_is_self_contained_and_escapes_chat_text(sample_out):
     assert "Unanswered questions" in page and "Top ad posters" in page
 
 
+def test_html_says_what_effective_activity_counts():
+    # FakeClassifier: 大概 makes an unsure call (p 0.6), so B is effective but not counted.
+    msgs = [msg(0, "A", "运营 复盘"), msg(1, "B", "大概 运营 思路"), msg(2, "C", "今天天气好")]
+    report = run(msgs, topic="运营 转化")
+    g = report["groups"][0]
+    assert (g["effective_members"], g["effective_members_any"], g["effective_activity"]) == (1, 2, 33.3)
+    assert report["settings"]["member_confidence"] == 0.75
+    page = render_html(report)
+    assert "1 members on a message ≥ 0.75 sure; 2 with any effective label" in page
+    plain = run(msgs, topic="运营 转化", member_confidence=0.0)
+    assert plain["groups"][0]["effective_activity"] == 66.7
+    assert "(2 members)" in render_html(plain)
+
+
 def test_html_handles_empty_groups():
     page = render_html(run([msg(0, "", "A 加入了群聊", kind="system")])) 
     assert "no dated messages" in page and "<svg" not in page.split("Label mix")[1].split("</div>")[0]
@@ -415,6 +429,15 @@ def test_cli_score_command(tmp_path, monkeypatch):
     assert len(bad.output.strip().splitlines()) == 1
     bad_cols = CliRunner().invoke(cli.app, ["score", str(src), "--columns", "text", "--quiet"])
     assert bad_cols.exit_code == 1 and "field=column" in bad_cols.output
+
+    # --member-confidence reaches the scorer: above the fake's 0.9 + 0.1/3, nobody is sure
+    strict = CliRunner().invoke(cli.app, ["score", str(src), "--groups", str(groups), "--out", str(out),
+                                          "--quiet", "--member-confidence", "0.95"])
+    assert strict.exit_code == 0, strict.output
+    g = json.loads((out / "report.json").read_text(encoding="utf-8"))["groups"][0]
+    assert (g["effective_members"], g["effective_members_any"], g["effective_activity"]) == (0, 2, 0.0)
+    out_of_range = CliRunner().invoke(cli.app, ["score", str(src), "--quiet", "--member-confidence", "1.5"])
+    assert out_of_range.exit_code != 0 and "member-confidence" in out_of_range.output
 
 
 def test_messages_jsonl_reads_back_as_a_generic_export(tmp_path):

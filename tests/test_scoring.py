@@ -8,7 +8,7 @@ import pytest
 
 from classifier.base import GroupscoreError, Topic
 from classifier.records import Message
-from classifier.scoring import GroupScorer, classify_batch, pct, score_messages
+from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer, classify_batch, pct, score_messages
 from scoring_fakes import FakeClassifier
 
 T0 = datetime(2024, 3, 4, 10, 0)  # a Monday
@@ -266,16 +266,52 @@ def test_reply_after_the_horizon_does_not_count():
 
 
 def test_add_many_equals_add_one_by_one_and_an_error_keeps_counts_consistent():
-    records = [(msg(i, f"u{i % 3}", f"红石 {i}"), "on_topic" if i % 2 else "question", 0.9 if i % 4 else 0.2)
+    # probabilities vary so that some effective messages are sure and some are not
+    probs = [{"on_topic": 0.1 * (i % 10), "question": 0.05 * (i % 7)} for i in range(12)]
+    records = [(msg(i, f"u{i % 3}", f"红石 {i}"), "on_topic" if i % 2 else "question", 0.9 if i % 4 else 0.2,
+                probs[i]["on_topic"] + (probs[i]["question"] if (0.9 if i % 4 else 0.2) >= 0.5 else 0.0))
                for i in range(12)]
     one, many = GroupScorer("g", Topic(source="given")), GroupScorer("g", Topic(source="given"))
-    for m, label, rel in records:
-        one.add(m, label, None, rel)
+    for (m, label, rel, _), p in zip(records, probs):
+        one.add(m, label, p, rel)
     assert many.add_many(records[:5]) + many.add_many(records[5:]) == one.effective
     assert many.result() == one.result()
+    assert one.result()["effective_members"] < one.result()["effective_members_any"]
 
     broken = GroupScorer("g", Topic(source="given"))
     with pytest.raises(GroupscoreError):
-        broken.add_many(records[:3] + [(msg(9, "x", "?"), "bogus", 0.9)])
+        broken.add_many(records[:3] + [(msg(9, "x", "?"), "bogus", 0.9, None)])
     # what was accounted before the bad record stays coherent: effective messages = effective sum
     assert broken.effective == sum(m.effective for m in broken._members.values()) == 2
+
+
+def test_effective_activity_counts_a_member_on_a_sure_effective_message():
+    # FakeClassifier: 0.9 on its label, 0.6 when the text holds 大概. p(effective) is p(on_topic)
+    # plus p(question) when relevant: sure 0.9 + 0.1/3 = 0.93; unsure 0.6 + 0.4/3 = 0.73 (< 0.75).
+    msgs = [msg(0, "A", "转化 复盘"),              # on_topic, sure -> A counts
+            msg(1, "B", "大概 转化 思路"),          # on_topic, unsure
+            msg(2, "B", "大概 运营 思路"),          # on_topic, unsure: still not a sure one
+            msg(3, "C", "今天天气好"),              # off_topic
+            msg(4, "D", "大概 转化怎么算？"),        # on-topic question, unsure
+            msg(60 * 24, "B", "大概 运营 分层")]    # next day, unsure again
+    r = score(msgs)
+    assert r["member_confidence"] == DEFAULT_MEMBER_CONFIDENCE == 0.75
+    assert r["effective_messages"] == 5 and r["verticality"] == 83.3     # messages are unaffected: 5 / 6
+    assert r["effective_members"] == 1 and r["effective_activity"] == 25.0  # A of A, B, C, D
+    assert r["effective_members_any"] == 3                                   # A, B, D
+    assert [d["effective_members"] for d in r["daily"]] == [1, 0]
+    assert r["weekly"][0]["effective_members"] == 1
+    assert r["members"]["strata"] == {"core": 0, "active": 1, "chatter_only": 3, "ad_only": 0, "silent": None}
+    assert [c["name"] for c in r["members"]["top_contributors"]] == ["A"]
+
+    plain = score(msgs, member_confidence=0.0)   # every effective-labelled message counts
+    assert plain["effective_members"] == plain["effective_members_any"] == 3
+    assert plain["effective_activity"] == 75.0 and plain["verticality"] == r["verticality"]
+    assert [d["effective_members"] for d in plain["daily"]] == [3, 1]
+    assert plain["members"]["strata"] == {"core": 1, "active": 2, "chatter_only": 1, "ad_only": 0, "silent": None}  # B: 3 of 3
+    # gold labels (no probabilities) are sure
+    gold = GroupScorer("G", Topic("运营 转化"))
+    gold.add(msgs[1], "on_topic", None, 0.9)
+    assert gold.result()["effective_members"] == 1
+    with pytest.raises(GroupscoreError):
+        GroupScorer("G", Topic(), member_confidence=1.5)

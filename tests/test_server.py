@@ -699,3 +699,17 @@ def test_serve_py_bad_model_is_one_line_error(tmp_path: Path) -> None:
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: not a groupscore model directory (no model.json): {tmp_path / 'nope'}"]
+
+
+def test_score_member_confidence_is_passed_on() -> None:
+    # The fake gives its label 0.7 and every other label 0.1: 甲's question and 乙's answer are
+    # effective with p(on_topic) + p(question) = 0.8, above the default member confidence (0.75).
+    payload = _score_payload()
+    c = client_for()
+    assert c.post("/v1/score", json=payload).json()["effective_members"] == 2
+    payload["member_confidence"] = 0.9
+    got = c.post("/v1/score", json=payload).json()
+    assert got["effective_members"] == 0 and got["effective_members_any"] == 2
+    assert got["effective_messages"] == 2  # messages are unaffected
+    payload["member_confidence"] = -0.1
+    assert c.post("/v1/score", json=payload).status_code == 422

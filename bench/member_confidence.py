@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""How sure must an effective message be to count its sender as active? Measured on real chat
+the model did not train on, and NOT on the composed exports the effective-activity error is
+reported on.
+
+Effective activity counts members with >= 1 effective message. Counted on the model's labels,
+a chatter with twenty messages needs only one false positive to become "active", so the figure
+comes out too high. ``GroupScorer(member_confidence=t)`` counts a member only on an effective
+message whose p(effective) (p(on_topic), plus p(question) when relevant) is >= t.
+
+This script chooses t on the qq_group TRAINING rows:
+
+1. every training row gets an out-of-fold prediction (``classifier.training.qq_out_of_fold``:
+   four models trained like the shipped one, each without a quarter of the qq_group training
+   rows; a few minutes per fold — ``--cache`` keeps them for the next run);
+2. the training rows, in chat order, are cut into ``--stretches`` stretches of ~240 messages
+   (the size of the real-chat group in ``bench/composed_exports.py``) and each is given
+   invented members in roles exactly as that group is (``compose_group``, ``--seeds`` seeds);
+3. the true effective activity (gold labels) is compared with the predicted one for each t.
+
+    python bench/member_confidence.py --cache /tmp/gs/oof.npz      # ~10 min the first time
+
+Prints a Markdown table: per t, the mean signed, mean absolute and largest absolute error in
+points over all stretches and seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+for p in (REPO, REPO / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import composed_exports as ce  # noqa: E402
+
+from classifier import LABELS, GroupscoreError, Topic  # noqa: E402
+from classifier.data import QQ_TOPIC  # noqa: E402
+from classifier.scoring import GroupScorer  # noqa: E402
+from classifier.training import QQOutOfFold, qq_out_of_fold  # noqa: E402
+
+THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def load_oof(model: Path, shared: Path, cache: Path | None) -> QQOutOfFold:
+    if cache is not None and cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        return QQOutOfFold([str(t) for t in z["texts"]], [str(x) for x in z["labels"]], z["seq"].tolist(),
+                           z["validation"], z["probs"], z["relevance"], float(z["temperature"]))
+    oof = qq_out_of_fold(model, shared)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, texts=np.array(oof.texts), labels=np.array(oof.labels), seq=np.array(oof.seq),
+                 validation=oof.validation, probs=oof.probs, relevance=oof.relevance,
+                 temperature=np.array(oof.temperature))
+    return oof
+
+
+def errors(oof: QQOutOfFold, stretches: int, seeds: int,
+           thresholds: Sequence[float] = THRESHOLDS) -> dict[float, list[float]]:
+    """Per threshold, predicted minus true effective activity for every stretch and seed."""
+    train = np.flatnonzero(~oof.validation)
+    probs = oof.calibrated()
+    spec = next(s for s in ce.SPECS if s.key == "games_real")
+    out: dict[float, list[float]] = {t: [] for t in thresholds}
+    for chunk in np.array_split(train, stretches):
+        pools = ce.Pools(games=[ce.Item(oof.texts[i].strip(), oof.labels[i], "games", "qq_group") for i in chunk])
+        pred = {oof.texts[i].strip(): (dict(zip(LABELS, probs[i].tolist())), float(oof.relevance[i])) for i in chunk}
+        for seed in range(seeds):
+            group = ce.compose_group(spec, pools, seed)
+            truth = ce.true_scores(group)["effective_activity"]
+            for t in thresholds:
+                scorer = GroupScorer(spec.name, Topic(QQ_TOPIC), member_confidence=t)
+                for m in group.messages:
+                    p, rel = pred[m.text]
+                    scorer.add(m, max(p, key=p.get), p, rel)
+                out[t].append(scorer.result()["effective_activity"] - truth)
+    return out
+
+
+def render(errs: dict[float, list[float]]) -> str:
+    lines = ["| member confidence | groups | mean signed error | mean abs error | max abs error |",
+             "|---:|---:|---:|---:|---:|"]
+    for t, e in errs.items():
+        lines.append(f"| {t:g} | {len(e)} | {statistics.mean(e):+.1f} | {statistics.mean(map(abs, e)):.1f} | "
+                     f"{max(map(abs, e)):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(REPO / "models" / "default"))
+    ap.add_argument("--shared", default=str(ce.DEFAULT_SHARED))
+    ap.add_argument("--cache", default=None, help="npz file: out-of-fold predictions, written once and reused")
+    ap.add_argument("--stretches", type=int, default=4)
+    ap.add_argument("--seeds", type=int, default=5)
+    args = ap.parse_args(argv)
+    try:
+        oof = load_oof(Path(args.model), Path(args.shared), Path(args.cache) if args.cache else None)
+        errs = errors(oof, args.stretches, args.seeds)
+    except GroupscoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    n = int((~oof.validation).sum())
+    print(f"qq_group training rows (out-of-fold predictions): {n}, in {args.stretches} stretches x "
+          f"{args.seeds} member assignments; error = predicted - true effective activity, points\n")
+    print(render(errs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
