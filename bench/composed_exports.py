@@ -232,10 +232,23 @@ class ComposedGroup:
     gold_relevance: list[float]  # 1.0 for a question on the group's topic, else 0.0
     category: list[str]  # e.g. "on:crosswoz", "other:kdconv", "chitchat:lccc", "media", "ad"
     reused: int = 0  # texts drawn again because a pool ran out
+    topic_text: str | None = None  # the given topic; None: the domain's first training description
 
     @property
     def topic_description(self) -> str:
-        return DOMAIN_TOPICS[self.spec.domain][0]
+        return self.topic_text or DOMAIN_TOPICS[self.spec.domain][0]
+
+
+# Topic descriptions the model never saw in training (none is in classifier.data.DOMAIN_TOPICS),
+# as another operator might write them: --unseen-topics checks that the given-topic figures do
+# not depend on the exact strings the model was trained with.
+UNSEEN_TOPICS: dict[str, str] = {
+    "travel": "自驾游 景区 门票 民宿 路线",
+    "film": "影评 观影 剧情 票房 导演",
+    "music": "音乐分享 演唱会 新歌 乐队 歌词",
+    "games": "MC 我的世界 生存服 红石 模组",
+    "gamedev": "H5游戏开发 白鹭 Egret 引擎 报错",
+}
 
 
 class _Drawer:
@@ -606,6 +619,7 @@ def run_bench(
     seed: int = 7,
     context: bool = False,
     member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+    unseen_topics: bool = False,
     workdir: str | Path | None = None,
 ) -> BenchResult:
     """Compose every group, write it in every format, score it per topic mode; see the module doc."""
@@ -624,6 +638,8 @@ def run_bench(
     try:
         for spec in specs:
             g = compose_group(spec, pools, seed)
+            if unseen_topics:
+                g.topic_text = UNSEEN_TOPICS[spec.domain]
             truth = true_scores(g)
             groups.append({
                 "key": spec.key, "name": spec.name, "domain": spec.domain,
@@ -650,7 +666,7 @@ def run_bench(
             tmp.cleanup()
     settings = {
         "seed": seed, "formats": list(formats), "topics": list(topics), "context": context,
-        "member_confidence": member_confidence,
+        "member_confidence": member_confidence, "unseen_topics": unseen_topics,
         "validation_only": True,
         "note": "every text is from the validation split (classifier.data.is_validation): the model never trained on it",
         "pool_sizes": pools.sizes, "pool_dropped": pools.dropped,
@@ -680,7 +696,8 @@ def render_markdown(res: BenchResult) -> str:
         f"Every text is from the validation split (`is_validation`): the model never trained on it. "
         f"Seed {res.settings['seed']}; model: {res.settings['model'].get('backend', '?')} "
         f"{res.settings['model'].get('version', '')}; member confidence {res.settings.get('member_confidence')}"
-        f"{'; context stage on' if res.settings.get('context') else ''}. Bar: error ≤ {BAR:.0f} points (goal {GOAL:.0f}).",
+        f"{'; context stage on' if res.settings.get('context') else ''}"
+        f"{'; given topics the model never trained with' if res.settings.get('unseen_topics') else ''}. Bar: error ≤ {BAR:.0f} points (goal {GOAL:.0f}).",
         "",
         "## Groups (truth from gold labels)",
         "",
@@ -761,6 +778,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="score with the model's conversation-context stage (groupscore score --context)")
     ap.add_argument("--member-confidence", type=float, default=DEFAULT_MEMBER_CONFIDENCE,
                     help="groupscore score --member-confidence (0: every effective-labelled message counts its sender)")
+    ap.add_argument("--unseen-topics", action="store_true",
+                    help="topic given: descriptions the model never trained with (UNSEEN_TOPICS)")
     ap.add_argument("--json", default=None, help="also write the full result as JSON here")
     args = ap.parse_args(argv)
     try:
@@ -777,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = run_bench(clf, specs, formats=[f.strip() for f in args.formats.split(",") if f.strip()],
                         topics=[t.strip() for t in args.topics.split(",") if t.strip()],
                         shared=args.shared, seed=args.seed, context=args.context,
-                        member_confidence=args.member_confidence)
+                        member_confidence=args.member_confidence, unseen_topics=args.unseen_topics)
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -211,6 +211,22 @@ def test_default_model_within_the_bar(full_bench):
 
 
 @needs_model
+def test_topics_the_model_never_trained_with_stay_within_the_bar(pools, tmp_path):
+    from classifier import load_model
+    from classifier.data import DOMAIN_TOPICS
+
+    assert set(ce.UNSEEN_TOPICS) == {s.domain for s in ce.SPECS}
+    trained = {t for descs in DOMAIN_TOPICS.values() for t in descs}
+    assert not trained & set(ce.UNSEEN_TOPICS.values())
+    res = ce.run_bench(load_model(), ce.SPECS, pools=pools, formats=("jsonl",), topics=("given",),
+                       workdir=tmp_path, unseen_topics=True)
+    assert {g["topic_given"] for g in res.groups} == set(ce.UNSEEN_TOPICS.values())
+    for r in res.runs:
+        assert r.error("effective_activity") <= BAR, _table(res)
+        assert r.error("verticality") <= VERTICALITY_MISS.get(r.group, BAR), _table(res)
+
+
+@needs_model
 def test_counting_every_effective_label_over_estimates_activity(full_bench):
     # The plain count (member confidence 0): one false positive among a chatter's messages makes
     # them active, so effective activity comes out too high.
