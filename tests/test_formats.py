@@ -596,3 +596,142 @@ def test_overlap_filter_equals_the_set_definition_across_chunks():
             assert [id(m) for m in got] == [id(m) for m in expected], (trial, n)
             assert f.dropped == len(file) - len(expected)
             seen |= {k for m in file for k in message_keys(m)}
+
+
+# ---------------------------------------------------------------- what real exporters write
+def _f(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding=encoding)
+    return p
+
+
+def _rows(msgs):
+    return [(m.sender, m.kind, m.text) for m in msgs]
+
+
+def test_wechatmsg_txt_as_wechatmsg_writes_it(tmp_path):
+    # System notices are one line (time + notice, no sender); a reply ends with "引用:name:quote";
+    # a link card is an indented block; stickers are [表情包], music shares [音乐分享].
+    path = _f(tmp_path, "运营群.txt",
+              "2023-06-01 10:00:00 林小雨\n转化率怎么算？\n\n"
+              '2023-06-01 10:00:30 "王五"邀请"赵六"加入了群聊\n\n'
+              '2023-06-01 10:01:00 "张三" 撤回了一条消息\n\n'
+              "2023-06-01 10:02:00 张三\n[表情包]\n\n"
+              "2023-06-01 10:03:00 李四\n按成交人数算\n第二行\n引用:林小雨:转化率怎么算？\n\n"
+              "2023-06-01 10:04:00 王五\n            [链接]:title:加V领资料\n            description:免费\n"
+              "            url:http://x.cn\n            name:None\n            \n\n\n"
+              "2023-06-01 10:05:00 王五\n[音乐分享]\n\n")
+    msgs, stats = read(path)
+    assert stats.format == "wechatmsg_txt" and stats.skipped == 0
+    assert _rows(msgs) == [
+        ("林小雨", "text", "转化率怎么算？"),
+        ("", "system", '"王五"邀请"赵六"加入了群聊'),
+        ("", "system", '"张三" 撤回了一条消息'),
+        ("张三", "sticker", "[表情]"),
+        ("李四", "reply", "按成交人数算\n第二行"),
+        ("王五", "link", "[链接] 加V领资料"),
+        ("王五", "link", "[链接] 音乐分享"),
+    ]
+
+
+def test_wechatmsg_csv_events_are_system_and_xml_never_becomes_text(tmp_path):
+    head = ",".join(("localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime", "Status", "StrContent",
+                     "StrTime", "Remark", "NickName", "Sender"))
+    rows = [
+        (1, 1, 0, "大家好"),
+        (2, 49, 2001, "<msg><appmsg><title>微信红包</title></appmsg></msg>"),
+        (3, 49, 62, "<msg><appmsg><title>\"张三\" 拍了拍 \"林小雨\"</title></appmsg></msg>"),
+        (4, 49, 2000, "<msg><appmsg><title>微信转账</title></appmsg></msg>"),
+        (5, 48, 0, '<msg><location x="1" y="2" label="北京" /></msg>'),
+        (6, 42, 0, '<msg username="wxid_x" nickname="卖货小王" />'),
+        (7, 49, 19, "<msg><appmsg><title>群聊的聊天记录</title></appmsg></msg>"),
+        (8, 49, 87, "<msg><appmsg><title>群公告</title><textannouncement>本群禁止广告</textannouncement></appmsg></msg>"),
+        (9, 50, 0, "<voipmsg><VoIPBubbleMsg><msg>通话时长 00:12</msg></VoIPBubbleMsg></voipmsg>"),
+    ]
+    lines = [head] + [f'{i},x,{t},{sub},0,{1685584800 + i},2,"{c.replace(chr(34), chr(34) * 2)}",'
+                      f"2023-06-01 10:00:{i:02d},,甲,wxid_a" for i, t, sub, c in rows]
+    msgs, stats = read(_f(tmp_path, "运营群_utf8.csv", "\n".join(lines) + "\n"))
+    assert stats.format == "wechatmsg_csv" and stats.read == 9
+    assert [(m.kind, m.text) for m in msgs] == [
+        ("text", "大家好"), ("system", "微信红包"), ("system", '"张三" 拍了拍 "林小雨"'), ("system", "微信转账"),
+        ("other", "[位置]"), ("other", "[名片]"), ("other", "[聊天记录] 群聊的聊天记录"), ("text", "本群禁止广告"),
+        ("system", "[系统消息]")]
+    assert not any("<" in m.text for m in msgs)
+
+
+def test_qq_txt_sections_red_packets_and_dated_body_lines(tmp_path):
+    bar = "=" * 64
+    path = _f(tmp_path, "qq.txt",
+              f"消息记录（此消息记录为文本格式，不支持重新导入）\n\n{bar}\n消息分组:我的好友\n{bar}\n消息对象:张三\n{bar}\n\n"
+              "2023-05-01 10:23:45 张三(10001234)\n收到\n\n"
+              f"{bar}\n消息分组:我的QQ群\n{bar}\n消息对象:运营群\n{bar}\n\n"
+              "2023-05-01 10:24:00 【管理员】阿木(10001235)\n活动安排如下：\n2023-05-20 19:00:00 线下聚会\n地点另行通知\n\n"
+              "2023-05-01 10:25:00 小李(10001236)\n[QQ红包]请使用新版手机QQ查收红包。\n\n"
+              "2023-05-01 10:26:00 小李(10001236)\n[群签到]请使用新版QQ进行查看。\n\n", encoding="utf-8-sig")
+    msgs, stats = read(path)
+    assert stats.skipped == 0
+    assert [(m.group, m.sender, m.kind, m.text) for m in msgs] == [
+        ("张三", "张三", "text", "收到"),  # not glued to the next section's header
+        ("运营群", "阿木", "text", "活动安排如下：\n2023-05-20 19:00:00 线下聚会\n地点另行通知"),
+        ("运营群", "小李", "system", "[QQ红包]请使用新版手机QQ查收红包。"),
+        ("运营群", "小李", "system", "[群签到]请使用新版QQ进行查看。"),
+    ]
+    # In a file whose heads carry no QQ number at all, a "date time name" line is still a head.
+    plain = _f(tmp_path, "plain.txt", "消息对象:群\n\n2023-05-01 10:00:00 张三\n你好\n\n2023-05-01 10:01:00 李四\n好\n")
+    assert [(m.sender, m.text) for m in read(plain)[0]] == [("张三", "你好"), ("李四", "好")]
+
+
+def test_old_pywxdump_content_column_holds_json(tmp_path):
+    path = _f(tmp_path, "old.csv",
+              "id,MsgSvrID,type_name,is_sender,talker,room_name,content,CreateTime\n"
+              '1,11,文本,0,wxid_a,1@chatroom,"{""src"": """", ""msg"": ""转化率怎么算？""}",2024-04-20 10:00:00\n'
+              '2,12,图片,0,wxid_b,1@chatroom,"{""src"": ""a.dat"", ""msg"": ""图片""}",2024-04-20 10:01:00\n'
+              '3,13,文本,0,wxid_b,1@chatroom,"""一个字符串""",2024-04-20 10:02:00\n'
+              "4,14,文本,0,wxid_b,1@chatroom,{不是JSON,2024-04-20 10:03:00\n")
+    msgs, stats = read(path)
+    assert stats.format == "pywxdump_csv" and stats.skipped == 0
+    assert [(m.kind, m.text) for m in msgs] == [("text", "转化率怎么算？"), ("image", "[图片]"),
+                                                ("text", "一个字符串"), ("text", "{不是JSON")]
+
+
+@pytest.mark.parametrize("dates, expected", [
+    (("6/1/2023 10:01 AM", "6/2/2023 1:05 PM"), ["2023-06-01T10:01:00", "2023-06-02T13:05:00"]),   # en-US
+    (("01/06/2023 13:06", "25/06/2023 13:04"), ["2023-06-01T13:06:00", "2023-06-25T13:04:00"]),    # en-GB
+    (("01/06/2023 13:06",), ["2023-06-01T13:06:00"]),                                              # 24 h: day first
+    (("06/13/2023 13:06", "06/01/2023 13:07"), ["2023-06-13T13:06:00", "2023-06-01T13:07:00"]),    # month > 12 decides
+    (("01.06.2023 13:05",), ["2023-06-01T13:05:00"]),                                              # de
+    (("2023/6/1 下午 01:03", "2023/6/1 上午 11:03"), ["2023-06-01T13:03:00", "2023-06-01T11:03:00"]),  # zh-TW
+])
+def test_discord_csv_dates_in_the_exporters_locale(tmp_path, dates, expected):
+    body = "".join(f'"1","lin","{d}","消息{i}","",""\n' for i, d in enumerate(dates))
+    msgs, stats = read(_f(tmp_path, "Server - chan [1].csv", "AuthorID,Author,Date,Content,Attachments,Reactions\n" + body))
+    assert stats.format == "discord_csv" and stats.skipped == 0
+    assert [m.time.isoformat() for m in msgs] == expected
+
+
+def test_telegram_account_chats_without_a_name_stay_apart(tmp_path):
+    chat = lambda extra, i: {**extra, "messages": [  # noqa: E731
+        {"id": i, "type": "message", "date": f"2023-06-01T10:0{i}:00", "from": "A", "from_id": "user1", "text": "hi"}]}
+    doc = {"chats": {"list": [chat({"name": "运营群", "type": "private_supergroup", "id": 1}, 1),
+                              chat({"type": "saved_messages", "id": 2}, 2),
+                              chat({"name": None, "type": "personal_chat", "id": 3}, 3)]}}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    assert [m.group for m in read(path)[0]] == ["运营群", "saved_messages 2", "personal_chat 3"]
+
+
+def test_discord_forwarded_message_reads_as_what_it_forwards(tmp_path):
+    base = {"type": "Default", "timestamp": "2023-06-01T10:00:00+08:00", "author": {"id": "2", "name": "wang"},
+            "attachments": [], "stickers": []}
+    doc = {"guild": {"id": "1", "name": "服"}, "channel": {"id": "9", "name": "频道"}, "messages": [
+        {**base, "id": "1", "content": "原文"},
+        {**base, "id": "2", "content": "", "reference": {"type": "Forward", "messageId": "77", "channelId": "5"},
+         "forwardedMessage": {"content": "转发的内容", "attachments": [], "stickers": []}},
+        {**base, "id": "3", "content": "", "reference": {"type": "Forward", "messageId": "78"},
+         "forwardedMessage": {"content": "", "attachments": [{"fileName": "a.png", "url": "https://x/a.png"}]}},
+    ]}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    msgs, _ = read(path)
+    assert [(m.kind, m.text, m.reply_to) for m in msgs] == [("text", "原文", ""), ("text", "转发的内容", ""),
+                                                            ("image", "[图片]", "")]

@@ -53,7 +53,8 @@ _SYSTEM_SUFFIXES = (
     "成为新群主",
 )
 _SYSTEM_INFIX = re.compile("拍了拍|修改群名为|修改了群名称|与群里其他人都不是朋友关系|邀请.*加入|领取了.*红包")
-_SYSTEM_PREFIXES = ("[红包]", "[系统消息]", "[Red Packet]")
+# QQ writes red packets and sign-ins as "[QQ红包]请使用新版手机QQ查收红包。", "[群签到]请使用新版QQ进行查看。"
+_SYSTEM_PREFIXES = ("[红包]", "[系统消息]", "[Red Packet]", "[QQ红包]", "[群签到]")
 
 
 @dataclass
@@ -133,6 +134,13 @@ _STRPTIME_FORMATS = (
     "%d-%b-%y %I:%M %p",  # older DiscordChatExporter CSV
     "%m/%d/%Y %I:%M %p",
     "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M",  # en-GB and most of Europe, when the day is over 12 (see discord.slash_order)
+    "%d/%m/%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",  # de, ru …
+    "%d.%m.%Y %H:%M:%S",
+    "%Y/%m/%d %p %I:%M",  # zh-TW: 2023/6/1 下午 01:03 (上午/下午 read as AM/PM)
+    "%Y/%m/%d %p %I:%M:%S",
+    "%Y-%m-%d %I:%M %p",
 )
 
 
@@ -155,6 +163,8 @@ def parse_time(value: Any) -> datetime:
         pass
     if s.replace(".", "", 1).isdigit():
         return _from_epoch(float(s))
+    if "午" in s:
+        s = s.replace("上午", "AM").replace("下午", "PM")
     for fmt in _STRPTIME_FORMATS:
         try:
             return datetime.strptime(s, fmt)

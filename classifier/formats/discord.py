@@ -4,9 +4,14 @@ JSON: ``{"guild": {id, name}, "channel": {id, type, name, ...}, "messages": [{id
 timestamp, content, author {id, name, nickname}, attachments [{fileName, url}], stickers
 [{name}], reference {messageId}}]}``. The group is ``"<guild> - <channel>"``. Message types
 other than Default/Reply (GuildMemberJoin, ChannelPinnedMessage, RecipientAdd ...) are system.
+A forwarded message (``forwardedMessage {content, attachments, stickers}``) is read as what it
+forwards.
 
 CSV: ``AuthorID,Author,Date,Content,Attachments,Reactions``; no message ids, no replies; the
-group is the file name without DiscordChatExporter's `` [channel id]`` suffix.
+group is the file name without DiscordChatExporter's `` [channel id]`` suffix. Newer exporters
+write ``Date`` in the exporting machine's locale ("6/1/2023 10:01 AM", "01/06/2023 13:06",
+"01.06.2023 13:05", "2023/6/1 下午 01:03"): whether ``a/b/yyyy`` is month or day first is
+decided once per file (:func:`slash_order`), never per row.
 
 JSON is streamed one message at a time, like Telegram's (see :mod:`.jsonstream`).
 """
@@ -14,6 +19,8 @@ JSON is streamed one message at a time, like Telegram's (see :mod:`.jsonstream`)
 from __future__ import annotations
 
 import csv
+import itertools
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -22,6 +29,7 @@ import orjson
 from ..records import Message
 from .common import (
     ReadContext,
+    ReadStats,
     caption_of,
     check_single_group,
     format_time,
@@ -66,6 +74,14 @@ def _message(msg: dict[str, Any], group: str) -> Message:
     ref = msg.get("reference") or {}
     reply_to = str(ref.get("messageId") or "") if isinstance(ref, dict) else ""
     content = str(msg.get("content") or "")
+    forwarded = msg.get("forwardedMessage")
+    if isinstance(forwarded, dict):
+        # A forward: its own content is empty; what the member shared is the forwarded message
+        # (its reference points at a message elsewhere, not at one this one answers).
+        reply_to = ""
+        content = content or str(forwarded.get("content") or "")
+        if not msg.get("attachments") and not msg.get("stickers"):
+            msg = {**msg, "attachments": forwarded.get("attachments"), "stickers": forwarded.get("stickers")}
     mtype = str(msg.get("type") or "Default")
     if mtype not in NORMAL_TYPES:
         kind = "system"
@@ -156,6 +172,40 @@ def write_discord_json(messages: Iterable[Message], path: Path, group_name: str 
 DISCORD_CSV_COLUMNS = ("AuthorID", "Author", "Date", "Content", "Attachments", "Reactions")
 
 
+_SLASH_DATE = re.compile(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})(?=\s)")
+
+
+def slash_order(dates: Iterable[str]) -> bool:
+    """Is ``a/b/yyyy`` day first in this file? A date with a part over 12 decides (the first
+    such one); else 24-hour times mean day first (en-GB, fr, es …) and AM/PM month first
+    (en-US).
+
+    >>> slash_order(["6/1/2023 10:01 AM"]), slash_order(["01/06/2023 13:06", "25/06/2023 13:04"])
+    (False, True)
+    """
+    twelve_hour = False
+    for d in dates:
+        m = _SLASH_DATE.match(d)
+        if m is None:
+            continue
+        a, b = int(m.group(1)), int(m.group(2))
+        if a > 12 >= b:
+            return True
+        if b > 12 >= a:
+            return False
+        twelve_hour = twelve_hour or d.rstrip().upper().endswith(("AM", "PM"))
+    return not twelve_hour
+
+
+def _iso_slash(date: str, day_first: bool) -> str:
+    m = _SLASH_DATE.match(date)
+    if m is None:
+        return date
+    a, b, y = m.group(1, 2, 3)
+    day, month = (a, b) if day_first else (b, a)
+    return f"{y}-{int(month):02d}-{int(day):02d}{date[m.end():]}"
+
+
 def read_discord_csv(ctx: ReadContext) -> Iterator[Message]:
     rows = csv_rows(ctx)
     _, header = next(rows, (0, []))
@@ -166,9 +216,13 @@ def read_discord_csv(ctx: ReadContext) -> Iterator[Message]:
     i_att = ix.get("Attachments")
     group = ctx.default_group
     stats = ctx.stats
+    # A first pass over the Date column (with throwaway stats: problems are reported once,
+    # by the real pass) decides the order of slash dates for the whole file.
+    probe = ReadContext(ctx.path, ReadStats(), ctx.group, ctx.columns, ctx.encoding)
+    day_first = slash_order(r[i_date] for _, r in itertools.islice(csv_rows(probe), 1, None) if len(r) > i_date)
     for line, row in rows:
         try:
-            when = parse_time(row[i_date])
+            when = parse_time(_iso_slash(row[i_date], day_first))
         except ValueError as err:
             stats.skip(line, f"bad Date: {err}")
             continue

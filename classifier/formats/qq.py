@@ -19,7 +19,9 @@
 
 A head is ``date time [【title】]name(QQ number)`` or ``name<e-mail>``; the body runs to the
 next head. ``系统消息(10000)`` heads are system notices. One file may hold several
-``消息对象`` sections; each sets the group of the messages below it.
+``消息分组`` / ``消息对象`` sections; each ``消息对象`` sets the group of the messages below it.
+Once a file has shown heads with a QQ number or e-mail, a ``date time text`` line without
+one is body text (an announcement that starts with a date), not a message.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
     head: tuple[object, str, str, bool] | None = None
     body: list[str] = []
     orphan_reported = False
+    ids_seen = False  # a head with a QQ number / e-mail was seen: heads without one are body text
 
     def flush() -> Message:
         while body and not body[-1].strip():
@@ -79,6 +82,8 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
             continue
         if len(line) > 16 and line[4] == "-" and line[:4].isdigit():  # _maybe_head, inlined: hot loop
             m = _HEAD.match(line)
+            if m is not None and ids_seen and m.group(3) is None and m.group(4) is None and head is not None:
+                m = None  # "2023-05-20 19:00:00 线下聚会" inside a message
             if m is not None:
                 if head is not None:
                     stats.read += 1
@@ -95,6 +100,7 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
                 if name[:1] == "【":
                     name = _TITLE.sub("", name)
                 sender_id = qq or mail or ""
+                ids_seen = ids_seen or qq is not None or mail is not None
                 system = name == "系统消息" or sender_id in SYSTEM_IDS
                 head = (when, name, sender_id, system)
                 orphan_reported = False
@@ -109,14 +115,14 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
                 orphan_reported = True
                 stats.skip(src.lineno, "text outside any message")
             continue
-        if line[:4] == "消息对象" and line[4:5] in (":", "："):
+        if line[:4] in ("消息对象", "消息分组") and line[4:5] in (":", "："):
             # A new section of a multi-chat export starts; the "=====" line above it was body.
             while body and (not body[-1].strip() or body[-1].startswith("=====")):
                 body.pop()
             stats.read += 1
             yield flush()
             head, body = None, []
-            if ctx.group is None:
+            if ctx.group is None and line[:4] == "消息对象":
                 group = line[5:].strip()
             continue
         body.append(line)

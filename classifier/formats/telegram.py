@@ -137,21 +137,26 @@ def _message(msg: dict[str, Any], group: str) -> Message:
                    time=when, text=text, kind=kind, msg_id=str(msg["id"]), reply_to=reply_to)
 
 
-def _walk_chat(js: JsonStream, ctx: ReadContext, found: list[bool]) -> Iterator[Message]:
-    """A chat object (or a single-chat export's top level, or a whole-account export)."""
+def _walk_chat(js: JsonStream, ctx: ReadContext, found: list[bool], nested: bool = False) -> Iterator[Message]:
+    """A chat object (or a single-chat export's top level, or a whole-account export).
+
+    A chat of a whole-account export without a name (Saved Messages, a deleted account) is
+    named by its type and id, so such chats do not merge into one group."""
     header: dict[str, Any] = {}
     for key in js.iter_object():
         c = js.peek()
         if key == "messages" and c == "[":
             found[0] = True
-            group = ctx.group if ctx.group is not None else str(header.get("name") or ctx.default_group)
+            fallback = (f"{header.get('type') or 'chat'} {header['id']}" if nested and header.get("id") is not None
+                        else ctx.default_group)
+            group = ctx.group if ctx.group is not None else str(header.get("name") or fallback)
             yield from stream_messages(js, ctx, group, _message)
         elif key in ("chats", "left_chats") and c == "{":
             for sub in js.iter_object():
                 if sub == "list" and js.peek() == "[":
                     for _ in js.iter_array():
                         if js.peek() == "{":
-                            yield from _walk_chat(js, ctx, found)
+                            yield from _walk_chat(js, ctx, found, nested=True)
                         else:
                             js.skip()
                 else:

@@ -6,7 +6,10 @@ StrTime,Remark,NickName,Sender`` (Type 1 text, 3 image, 34 voice, 43 video, 47 s
 no group name, so the group is the file name (minus ``_utf8``) unless given.
 
 WeChatMsg TXT: a head line ``2023-01-01 12:00:00 昵称`` then the content lines, blank line
-between messages.
+between messages. As WeChatMsg writes them: a system notice is one line, the time and the
+notice with no sender and no content lines (``2023-01-01 12:00:30 "王五"邀请"赵六"加入了群聊``);
+a reply is its text then ``引用:昵称:quoted text``; a link card is an indented
+``[链接]:title:…`` block; stickers are ``[表情包]``, music shares ``[音乐分享]``.
 
 PyWxDump CSV columns: ``id,MsgSvrID,type_name,is_sender,talker,room_name,msg,src,CreateTime``;
 ``talker`` is the sender's wxid (``我`` for the exporting account), ``room_name`` the chat id.
@@ -39,9 +42,14 @@ WECHATMSG_COLUMNS = (
     "Status", "StrContent", "StrTime", "Remark", "NickName", "Sender",
 )
 
-_TYPE_KIND = {1: "text", 3: "image", 34: "voice", 43: "video", 47: "sticker", 10000: "system", 10002: "system"}
-# SubTypes of Type 49 ("app messages").
-_APP_KIND = {57: "reply", 5: "link", 4: "link", 33: "link", 36: "link", 6: "file", 8: "sticker"}
+_TYPE_KIND = {1: "text", 3: "image", 34: "voice", 43: "video", 47: "sticker", 10000: "system", 10002: "system",
+              42: "other", 48: "other", 50: "system"}  # contact card, location, call record
+# SubTypes of Type 49 ("app messages"): red packets (2001), transfers (2000) and pats (62) are
+# events, not something a member wrote.
+_APP_KIND = {57: "reply", 5: "link", 4: "link", 3: "link", 33: "link", 36: "link", 51: "link", 6: "file",
+             8: "sticker", 19: "other", 87: "text", 2000: "system", 2001: "system", 62: "system"}
+# Text of messages whose payload is XML metadata: a label, then the <title> when there is one.
+_OTHER_LABEL = {(42, 0): "[名片]", (48, 0): "[位置]", (49, 19): "[聊天记录]"}
 _KIND_TYPE = {"text": (1, 0), "image": (3, 0), "voice": (34, 0), "video": (43, 0), "sticker": (47, 0),
               "system": (10000, 0), "reply": (49, 57), "link": (49, 5), "file": (49, 6), "other": (49, 19)}
 
@@ -61,13 +69,20 @@ def _xml_tag(s: str, tag: str) -> str:
     return v.strip()
 
 
-def _wechat_text(kind: str, content: str) -> str:
+def _wechat_text(kind: str, content: str, type_key: tuple[int, int] = (1, 0)) -> str:
     content = content.strip("\r\n")
     is_xml = content.lstrip().startswith("<")
     if kind in ("reply", "link", "file") and is_xml:
         content = _xml_tag(content, "title")
+    elif kind == "text" and is_xml:  # group notice (49/87)
+        content = _xml_tag(content, "textannouncement") or _xml_tag(content, "title")
     elif kind == "system" and is_xml:
-        content = _xml_tag(content, "template") or _xml_tag(content, "content") or "[系统消息]"
+        content = (_xml_tag(content, "template") or _xml_tag(content, "replacemsg") or _xml_tag(content, "content")
+                   or _xml_tag(content, "title") or "[系统消息]")
+    elif kind == "other" and (is_xml or type_key in _OTHER_LABEL):
+        # never the raw XML: a label and the title (a forwarded chat record's title, say)
+        title = _xml_tag(content, "title") if is_xml else content
+        content = " ".join(x for x in (_OTHER_LABEL.get(type_key, "[其他消息]"), title) if x)
     elif kind in PLACEHOLDERS and is_xml:
         content = ""  # image/voice/video/sticker payloads are XML metadata, not text
     return with_placeholder(kind, content) if kind in PLACEHOLDERS else content
@@ -107,7 +122,7 @@ def read_wechatmsg_csv(ctx: ReadContext) -> Iterator[Message]:
             sender=nick or remark or sender_id,
             sender_id=sender_id,
             time=when,
-            text=_wechat_text(kind, row[i_text]),
+            text=_wechat_text(kind, row[i_text], (t, sub if t == 49 else 0)),
             kind=kind,
             msg_id=row[i_id] if i_id is not None else "",
         )
@@ -148,10 +163,13 @@ def read_wechatmsg_txt(ctx: ReadContext) -> Iterator[Message]:
         while body and not body[-1].strip():
             body.pop()
         _, when, sender = head  # type: ignore[misc]
-        text = "\n".join(body)
-        kind = "system" if sender in SYSTEM_SENDERS else infer_kind(text, system_phrases=True)
-        return Message(group=group, sender="" if sender in SYSTEM_SENDERS else sender,
-                       time=when, text=text, kind=kind)  # type: ignore[arg-type]
+        if sender in SYSTEM_SENDERS:
+            return Message(group=group, time=when, text="\n".join(body), kind="system")  # type: ignore[arg-type]
+        if not body:
+            # WeChatMsg writes a system notice as one line (time + notice): no sender, no content
+            return Message(group=group, time=when, text=sender, kind="system")  # type: ignore[arg-type]
+        text, kind = _txt_body(body)
+        return Message(group=group, sender=sender, time=when, text=text, kind=kind)  # type: ignore[arg-type]
 
     src = LineSource(ctx.path, enc, stats, keep_bad=True)
     for raw in src:
@@ -187,6 +205,26 @@ def read_wechatmsg_txt(ctx: ReadContext) -> Iterator[Message]:
     if head is not None:
         stats.read += 1
         yield flush()
+
+
+_TXT_MARKS = {"[表情包]": "sticker", "[音乐分享]": "link"}
+_CARD = "[链接]:title:"
+
+
+def _txt_body(body: list[str]) -> tuple[str, str]:
+    """Text and kind of a WeChatMsg TXT message from its content lines."""
+    first = body[0].strip()
+    if first.startswith(_CARD):  # an indented link card: keep its title
+        title = first[len(_CARD):].strip()
+        return with_placeholder("link", "" if title == "None" else title), "link"
+    if len(body) == 1 and first in _TXT_MARKS:
+        kind = _TXT_MARKS[first]
+        return with_placeholder(kind, "音乐分享" if kind == "link" else ""), kind
+    for k in range(1, len(body)):
+        if body[k].startswith("引用:"):  # a reply: its text, then the quoted message
+            return "\n".join(body[:k]), "reply"
+    text = "\n".join(body)
+    return text, infer_kind(text, system_phrases=True)
 
 
 def write_wechatmsg_txt(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
@@ -241,7 +279,10 @@ def read_pywxdump_csv(ctx: ReadContext) -> Iterator[Message]:
     if not header:
         return
     ix = header_index(header, ("type_name", "talker", "CreateTime"), "pywxdump_csv")
-    i_text = ix.get("msg", ix.get("content"))  # older PyWxDump called the column "content"
+    i_text = ix.get("msg", ix.get("content"))
+    # Older PyWxDump (export/exportCSV.py) wrote a "content" column holding json.dumps of
+    # {"src": …, "msg": …} (or of a plain string).
+    json_cells = "msg" not in ix
     if i_text is None:
         from ..base import GroupscoreError
 
@@ -260,10 +301,25 @@ def read_pywxdump_csv(ctx: ReadContext) -> Iterator[Message]:
         if talker == "系统" or (kind == "system" and talker == "未知"):
             kind, talker = "system", ""
         group = ctx.group if ctx.group is not None else (row[i_room] if i_room is not None and row[i_room] else ctx.default_group)
+        msg = row[i_text]
+        if json_cells and msg[:1] in ('{', '"'):
+            msg = _json_cell(msg)
         stats.read += 1
         yield Message(group=group, sender=talker, sender_id=talker, time=when,
-                      text=_pywx_text(kind, row[i_text]), kind=kind,
+                      text=_pywx_text(kind, msg), kind=kind,
                       msg_id=row[i_id] if i_id is not None else "")
+
+
+def _json_cell(cell: str) -> str:
+    import json
+
+    try:
+        v = json.loads(cell)
+    except ValueError:
+        return cell  # not JSON after all: the text as written
+    if isinstance(v, dict):
+        v = v.get("msg", "")
+    return v if isinstance(v, str) else ("" if v is None else str(v))
 
 
 def write_pywxdump_csv(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
