@@ -735,3 +735,22 @@ def test_discord_forwarded_message_reads_as_what_it_forwards(tmp_path):
     msgs, _ = read(path)
     assert [(m.kind, m.text, m.reply_to) for m in msgs] == [("text", "原文", ""), ("text", "转发的内容", ""),
                                                             ("image", "[图片]", "")]
+
+
+def test_generic_csv_with_separate_date_and_time_columns(tmp_path):
+    path = _f(tmp_path, "表格.csv", "日期,时间,昵称,内容\n2023-06-01,10:00:00,林小雨,你好\n2023-06-02,,王五,只有日期\n"
+                                  "2023-06-03,2023-06-03 09:00:00,赵六,时间列已带日期\n")
+    msgs, stats = read(path)
+    assert stats.skipped == 0
+    assert [m.time.isoformat() for m in msgs] == ["2023-06-01T10:00:00", "2023-06-02T00:00:00", "2023-06-03T09:00:00"]
+
+
+def test_jsonl_metadata_first_line_is_skipped_and_reported(tmp_path):
+    path = _f(tmp_path, "g.jsonl", '{"meta": {"name": "群"}}\n{"sender": "林", "time": "2023-06-01 10:00:00", "content": "你好"}\n')
+    msgs, stats = read(path)
+    assert [(m.sender, m.text) for m in msgs] == [("林", "你好")]
+    assert stats.skipped == 1 and stats.errors[0][0] == 1 and "no text" in stats.errors[0][1]
+    # a file with no text field at all is still a one-line error, after a few objects
+    bad = _f(tmp_path, "bad.jsonl", '{"a": 1}\n' * 5)
+    with pytest.raises(GroupscoreError, match="no text column"):
+        read(bad)

@@ -8,6 +8,9 @@ reply_to``), then by common aliases (``content``, ``user``, ``timestamp`` ...), 
 
 Only the text column is required. Without a kind column the kind is inferred from the text
 (placeholders such as ``[图片]``). A missing group column means the file name is the group.
+A CSV/TSV with a date column (``date``/``日期``) beside a time-of-day column gets both joined
+("2023-06-01" + "10:00:00"). In JSONL, a first line without a text field (a metadata object)
+is skipped and reported, and the next object decides the mapping.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "msg_id": ("msg_id", "message_id", "id", "消息id"),
     "reply_to": ("reply_to", "reply_to_id", "reply_to_message_id", "parent_id", "回复"),
 }
+DATE_COLUMNS = ("date", "日期")
+_DATE_MARKS = ("-", "/", ".", "年")
+# JSONL objects looked at for a text field before the file is declared unreadable.
+HEADER_OBJECTS = 3
 
 
 def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fmt: str) -> dict[str, str]:
@@ -112,6 +119,11 @@ def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Mess
     absent = len(header)
     pos = [header.index(mapping[f]) if f in mapping else absent for f in FIELDS]
     g, s, sid, t, x, k, mid, rt = pos
+    # A separate date column beside a time-of-day column (spreadsheets): joined per row.
+    d = absent
+    if "time" in mapping and mapping["time"].strip().lower() not in DATE_COLUMNS:
+        taken = set(mapping.values())
+        d = next((i for i, c in enumerate(header) if c.strip().lower() in DATE_COLUMNS and c not in taken), absent)
     stats = ctx.stats
     # _make inlined for this loop (it runs once per record): csv cells are already str (or the
     # appended None of an absent column), and a kind cell maps to the same kind every time.
@@ -129,6 +141,8 @@ def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Mess
             stats.skip(line, "no text")
             continue
         tv = row[t]
+        if d != absent and row[d] and (not tv or not any(m in tv for m in _DATE_MARKS)):
+            tv = f"{row[d]} {tv}" if tv else row[d]
         when = None
         if tv:
             try:
@@ -165,6 +179,7 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
     ctx.stats.encoding = enc
     stats = ctx.stats
     keys: list[str | None] | None = None
+    looked = 0  # objects without a text field before the mapping was found
     src = LineSource(ctx.path, enc, stats)
     loads = orjson.loads
     for line in src:
@@ -178,8 +193,16 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
             stats.skip(src.lineno, "line is not a JSON object")
             continue
         if keys is None:
-            # Keys of the first object decide the mapping (JSONL files are homogeneous).
-            mapping = resolve_columns(obj.keys(), ctx.columns, "jsonl")
+            # Keys of the first object decide the mapping (JSONL files are homogeneous), unless
+            # it has no text field (a metadata line): then it is skipped and the next one decides.
+            try:
+                mapping = resolve_columns(obj.keys(), ctx.columns, "jsonl")
+            except GroupscoreError as err:
+                looked += 1
+                if looked >= HEADER_OBJECTS:
+                    raise
+                stats.skip(src.lineno, f"object without a text field, skipped: {err}")
+                continue
             keys = [mapping.get(f) for f in FIELDS]
         get = obj.get
         g, s, sid, t, x, k, mid, rt = (get(c) if c is not None else None for c in keys)
