@@ -470,16 +470,12 @@ def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, wor
         raise GroupscoreError(f"{path.name}: expected one group, the pipeline found {len(report['groups'])}")
     pred = report["groups"][0]
     labels, effective, sure = [], [], []
-    threshold = pred["relevance_threshold"]
     with open(out / "messages.jsonl", encoding="utf-8") as f:
         for line in f:
             rec = json.loads(line)
             labels.append(rec["label"] or "system")
             effective.append(bool(rec["effective"]))
-            p = rec["probs"] or {}
-            p_eff = p.get("on_topic", 0.0) + (p.get("question", 0.0) if (rec["relevance"] or 0.0) >= threshold else 0.0)
-            # the rounded probabilities of messages.jsonl, so allow for the rounding at the boundary
-            sure.append(effective[-1] and p_eff >= pred["member_confidence"] - 1e-3)
+            sure.append(bool(rec["sure"]))
     truth = true_scores(group)
     return Run(group.spec.key, fmt, topic_mode,
                {k: truth[k] for k in FIGURES}, {k: pred[k] for k in FIGURES},

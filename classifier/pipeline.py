@@ -53,8 +53,8 @@ from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
 from .scoring import (DEFAULT_MEMBER_CONFIDENCE, INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      aggregate, classify_batch, context_close, context_push, distinct_index, is_effective, pack_rows,
-                      resolve_topic, unpack_rows)
+                      aggregate, check_member_confidence, classify_batch, context_close, context_push, distinct_index,
+                      effective_probability, is_effective, is_sure, pack_rows, resolve_topic, unpack_rows)
 
 DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -342,7 +342,7 @@ class _Run:
         self.out = out
         self.batch_size = max(1, batch_size)
         self.threshold = relevance_threshold
-        self.member_confidence = member_confidence
+        self.member_confidence = check_member_confidence(member_confidence)  # before any file is touched
         self.groups: dict[str, _Group] = {}
         self.records = 0
         # One prediction cache per topic object (groups sharing --topic share it). The total
@@ -411,9 +411,10 @@ class _Run:
     def _aggregate(self, g: _Group, batch: list[Message], cb: ClassifiedBatch) -> None:
         scorer = g.scorer
         rel = cb.relevance.tolist()
-        aggregate(scorer, batch, cb, rel)
+        p_eff = effective_probability(cb.probs, cb.relevance, scorer.relevance_threshold).tolist()
+        aggregate(scorer, batch, cb, rel, p_eff)
         if self.out is not None:
-            self.out.write_batch(batch, cb, rel, scorer.relevance_threshold)
+            self.out.write_batch(batch, cb, rel, p_eff, scorer.relevance_threshold, scorer.member_confidence)
 
     # ---- parallel classification: batches in flight, consumed strictly in submission order
     def _submit(self, g: _Group, batch: list[Message]) -> None:
@@ -535,29 +536,32 @@ class _Run:
 
 
 MESSAGE_FORMATS = ("jsonl", "csv")
-_SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"system":true'
+_SYSTEM_FRAGMENT = b'"label":null,"probs":null,"relevance":null,"effective":false,"sure":false,"system":true'
 CSV_COLUMNS = SCORED_CSV_COLUMNS
 # The classification columns of a system record: no label/probs/relevance, not effective.
-_CSV_SYSTEM_TAIL = ("",) * (len(CSV_COLUMNS) - 10) + ("false", "true")
+_CSV_SYSTEM_TAIL = ("",) * (len(CSV_COLUMNS) - 11) + ("false", "false", "true")
 
 
 class _JsonlSink:
-    """``messages.jsonl``: the record's fields, then label/probs/relevance/effective/system."""
+    """``messages.jsonl``: the record's fields, then label/probs/relevance/effective/sure/system."""
 
     name = "messages.jsonl"
 
     def __init__(self, path: Path) -> None:
         self._f = open(path, "wb")
 
-    def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], threshold: float) -> None:
+    def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], p_eff: list[float],
+                    threshold: float, confidence: float) -> None:
         # The classification half of each line is serialised once per distinct text.
         frags = []
-        for label, row, r in zip(cb.labels, cb.probs.round(4).tolist(), rel):
+        for label, row, r, pe in zip(cb.labels, cb.probs.round(4).tolist(), rel, p_eff):
+            effective = is_effective(label, r, threshold)
             frags.append(orjson.dumps({
                 "label": label,
                 "probs": dict(zip(LABELS, row)),
                 "relevance": round(r, 4),
-                "effective": is_effective(label, r, threshold),
+                "effective": effective,
+                "sure": is_sure(effective, pe, confidence),
                 "system": False,
             })[1:-1])
         lines = [_record_bytes(m, _SYSTEM_FRAGMENT if i < 0 else frags[i]) for m, i in zip(batch, cb.index)]
@@ -580,11 +584,13 @@ class _CsvSink:
         self._w = csv.writer(self._f)
         self._w.writerow(CSV_COLUMNS)
 
-    def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], threshold: float) -> None:
-        tails = [
-            (label, *row, round(r, 4), "true" if is_effective(label, r, threshold) else "false", "false")
-            for label, row, r in zip(cb.labels, cb.probs.round(4).tolist(), rel)
-        ]
+    def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], p_eff: list[float],
+                    threshold: float, confidence: float) -> None:
+        tails = []
+        for label, row, r, pe in zip(cb.labels, cb.probs.round(4).tolist(), rel, p_eff):
+            effective = is_effective(label, r, threshold)
+            tails.append((label, *row, round(r, 4), "true" if effective else "false",
+                          "true" if is_sure(effective, pe, confidence) else "false", "false"))
         _cell = guard_cell
         self._w.writerows(
             (_cell(m.group), _cell(m.sender), _cell(m.sender_id), m.time.isoformat() if m.time else "",

@@ -66,7 +66,7 @@ def summary_table(report: dict[str, Any]) -> Table:
     """One row per group with the headline figures (percentages 0–100); topics in the caption."""
     table = Table(title="groupscore", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
     table.add_column("group", overflow="fold", min_width=6)
-    for col in ("msgs", "base", "act%", "share%", "vert%", "ad%", "ans%", "flood%", "trend"):
+    for col in ("msgs", "base", "act%", "eff", "share%", "vert%", "ad%", "ans%", "flood%", "trend"):
         table.add_column(col, justify="left" if col == "trend" else "right", no_wrap=True)
     topics = []
     for g in report.get("groups", []):
@@ -80,6 +80,7 @@ def summary_table(report: dict[str, Any]) -> Table:
             f"{g['messages'] - g['system']:,}",
             f"{g['members_base']:,}" + ("" if g["members_base_source"] == "distinct_senders" else "*"),
             _num(g["effective_activity"]),
+            f"{g.get('effective_members', 0)}/{g.get('effective_members_any', g.get('effective_members', 0))}",
             _num(g["effective_message_share"]),
             _num(g["verticality"]),
             _num(g["ad_rate"]),
@@ -87,9 +88,13 @@ def summary_table(report: dict[str, Any]) -> Table:
             _num(g["flood_rate"]),
             _trend_text(g),
         )
-    table.caption = ("act = 有效活跃度 effective activity, share = effective message share, vert = 垂直度 "
-                     "verticality, ans = questions answered; base* = given member count (else distinct "
-                     "senders)\ntopics: " + "; ".join(topics))
+    conf = report.get("settings", {}).get("member_confidence")
+    counted = (f"members with an on-topic message the model is ≥ {conf:.0%} sure of" if conf
+               else "members with an on-topic message")
+    table.caption = (f"act = 有效活跃度 effective activity: {counted} ÷ base; eff = those members / members "
+                     "with any on-topic message; share = effective message share, vert = 垂直度 verticality, "
+                     "ans = questions answered; base* = given member count (else distinct senders)\ntopics: "
+                     + "; ".join(topics))
     table.caption_justify = "left"
     return table
 
@@ -254,11 +259,22 @@ svg .tick { font-size: 11px; fill: #5b6b7b; } svg .grid { stroke: #e6e9ed; strok
 
 
 def _effective_members_text(g: dict[str, Any]) -> str:
-    """"12 members sure, 15 with any effective label": what the effective-activity figure counts."""
+    """What the effective-activity figure counts, in an operator's words."""
     sure, any_ = g.get("effective_members"), g.get("effective_members_any")
-    if any_ is None or any_ == sure:
-        return f"{sure} members"
-    return f"{sure} members on a message ≥ {g.get('member_confidence', 0):g} sure; {any_} with any effective label"
+    conf = g.get("member_confidence") or 0
+    if any_ is None or not conf:
+        return f"{sure} member{'' if sure == 1 else 's'} with an on-topic message"
+    return (f"{sure} of the {any_} members with on-topic messages: those with at least one the model is "
+            f"≥ {conf:.0%} sure of")
+
+
+def _members_note(report: dict[str, Any]) -> str:
+    conf = report.get("settings", {}).get("member_confidence")
+    if not conf:
+        return ""
+    return (f'<p class="meta">有效活跃度 counts a member on an on-topic message the model is at least {conf:.0%} '
+            "sure of (a single doubtful message does not make a chatter active); each group shows how many "
+            "members have any on-topic message.</p>")
 
 
 def _kpi(label: str, value: str, warn: bool = False) -> str:
@@ -319,7 +335,7 @@ def _group_html(g: dict[str, Any]) -> str:
         num=(3,), text=(2,))
     ads = _table(["member", "ads", "messages"],
                  [(a["name"], a["ads"], a["messages"]) for a in m["top_ad_posters"]], num=(1, 2))
-    weekly = _table(["ISO week", "messages", "effective", "effective members", "有效活跃度"],
+    weekly = _table(["ISO week", "messages", "effective", "effective members (sure)", "有效活跃度"],
                     [(w["week"], w["messages"], w["effective"], w["effective_members"], _fmt_pct(w["effective_activity"]))
                      for w in g["weekly"][-12:]], num=(1, 2, 3, 4))
     warnings = "".join(f"<li>{_e(w)}</li>" for w in g.get("warnings", []))
@@ -379,7 +395,7 @@ def render_html(report: dict[str, Any]) -> str:
 <h1>groupscore report</h1>
 <p class="meta">generated {_e(report.get("generated_at", ""))} · model {_e(model_text or "unknown")}{anon}</p>
 {f'<ul class="warnings">{warnings}</ul>' if warnings else ''}
-<section class="group"><h2>Groups</h2>{overview}
+<section class="group"><h2>Groups</h2>{overview}{_members_note(report)}
 <h3>Inputs</h3>{inputs}{errors_html}</section>
 {''.join(_group_html(g) for g in groups)}
 </main>

@@ -46,7 +46,7 @@ SMALL = (BY_KEY["travel_dying"].scaled(0.43), BY_KEY["film"].scaled(0.3))
 FORMATS = ("qq_txt", "telegram_json")
 BAR = 10.0
 # The bar is 10 points for both figures, on these two groups in both topic modes. Effective
-# activity meets it because a member counts on a SURE effective message (member confidence 0.8);
+# activity meets it because a member counts on a SURE effective message (member confidence 0.75);
 # counting every effective-labelled message over-estimates it (the last test).
 
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="models/default/model.json is absent")

@@ -248,10 +248,16 @@ def test_html_says_what_effective_activity_counts():
     assert (g["effective_members"], g["effective_members_any"], g["effective_activity"]) == (1, 2, 33.3)
     assert report["settings"]["member_confidence"] == 0.75
     page = render_html(report)
-    assert "1 members on a message ≥ 0.75 sure; 2 with any effective label" in page
+    assert "1 of the 2 members with on-topic messages: those with at least one the model is ≥ 75% sure of" in page
+    assert "counts a member on an on-topic message the model is at least 75% sure of" in page
     plain = run(msgs, topic="运营 转化", member_confidence=0.0)
     assert plain["groups"][0]["effective_activity"] == 66.7
-    assert "(2 members)" in render_html(plain)
+    assert "(2 members with an on-topic message)" in render_html(plain)
+    assert "at least" not in render_html(plain)
+    console = Console(file=io.StringIO(), width=200)
+    console.print(summary_table(report))
+    text = console.file.getvalue()
+    assert " 1/2 " in text and "75% sure of" in text
 
 
 def test_html_handles_empty_groups():
@@ -541,3 +547,37 @@ def test_cli_messages_format_flag(tmp_path, monkeypatch):
     bad = CliRunner().invoke(cli.app, ["score", str(src), "--out", str(out), "--messages-format", "xml", "--quiet"])
     assert bad.exit_code == 1 and "unknown messages format" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_sure_field_reproduces_effective_members_and_bad_confidence_fails_before_writing(tmp_path):
+    from classifier.pipeline import score_exports
+    from classifier.formats import write_export
+
+    msgs = [msg(0, "A", "运营 复盘"), msg(1, "B", "大概 运营 思路"), msg(2, "B", "大概 转化 思路"),
+            msg(3, "C", "今天天气好"), msg(4, "", "D 加入了群聊", kind="system")]
+    src = tmp_path / "chat.jsonl"
+    write_export(msgs, "jsonl", src)
+    for fmt in ("jsonl", "csv"):
+        out = tmp_path / fmt
+        report = score_exports([src], FakeClassifier(), topic="运营 转化", out_dir=out, progress=False,
+                               messages_format=fmt)
+        g = report["groups"][0]
+        if fmt == "jsonl":
+            recs = [json.loads(x) for x in (out / "messages.jsonl").read_text(encoding="utf-8").splitlines()]
+            sure = {r["sender"] for r in recs if r["sure"]}
+            assert [r["sure"] for r in recs] == [True, False, False, False, False]
+        else:
+            import csv as _csv
+            rows = list(_csv.DictReader((out / "messages.csv").open(encoding="utf-8-sig")))
+            sure = {r["sender"] for r in rows if r["sure"] == "true"}
+            assert rows[-1]["system"] == "true" and rows[-1]["sure"] == "false"
+        assert len(sure) == g["effective_members"] == 1 and g["effective_members_any"] == 2
+
+    keep = tmp_path / "keep"
+    score_exports([src], FakeClassifier(), topic="运营", out_dir=keep, progress=False)
+    before = {p.name: p.read_bytes() for p in keep.iterdir()}
+    for bad in (1.5, float("nan")):
+        with pytest.raises(GroupscoreError, match="member confidence"):
+            score_exports([src], FakeClassifier(), out_dir=keep, progress=False, messages_format="csv",
+                          member_confidence=bad)
+        assert {p.name: p.read_bytes() for p in keep.iterdir()} == before  # nothing touched

@@ -301,17 +301,36 @@ def test_effective_activity_counts_a_member_on_a_sure_effective_message():
     assert r["effective_members_any"] == 3                                   # A, B, D
     assert [d["effective_members"] for d in r["daily"]] == [1, 0]
     assert r["weekly"][0]["effective_members"] == 1
-    assert r["members"]["strata"] == {"core": 0, "active": 1, "chatter_only": 3, "ad_only": 0, "silent": None}
-    assert [c["name"] for c in r["members"]["top_contributors"]] == ["A"]
+    # strata and top contributors describe the labels, whatever the confidence (B: 3 of 3 effective)
+    assert r["members"]["strata"] == {"core": 1, "active": 2, "chatter_only": 1, "ad_only": 0, "silent": None}
+    assert [c["name"] for c in r["members"]["top_contributors"]] == ["B", "A", "D"]
 
     plain = score(msgs, member_confidence=0.0)   # every effective-labelled message counts
     assert plain["effective_members"] == plain["effective_members_any"] == 3
     assert plain["effective_activity"] == 75.0 and plain["verticality"] == r["verticality"]
     assert [d["effective_members"] for d in plain["daily"]] == [3, 1]
-    assert plain["members"]["strata"] == {"core": 1, "active": 2, "chatter_only": 1, "ad_only": 0, "silent": None}  # B: 3 of 3
+    assert plain["members"] == r["members"] | {"effective_members": 3}
     # gold labels (no probabilities) are sure
     gold = GroupScorer("G", Topic("运营 转化"))
     gold.add(msgs[1], "on_topic", None, 0.9)
     assert gold.result()["effective_members"] == 1
     with pytest.raises(GroupscoreError):
         GroupScorer("G", Topic(), member_confidence=1.5)
+
+
+def test_member_confidence_boundary_is_inclusive_despite_float_sums():
+    m = msg(0, "A", "转化 复盘")
+    assert 0.7 + 0.1 < 0.8  # the float sum falls just short
+    at = GroupScorer("G", Topic("转化"), member_confidence=0.8)
+    at.add(m, "on_topic", {"on_topic": 0.7, "question": 0.1, "ad": 0.1, "off_topic": 0.1}, 0.9)
+    assert at.result()["effective_members"] == 1
+    below = GroupScorer("G", Topic("转化"), member_confidence=0.8)
+    below.add(m, "on_topic", {"on_topic": 0.7, "question": 0.0999, "ad": 0.1, "off_topic": 0.1001}, 0.9)
+    assert below.result()["effective_members"] == 0
+    # p(question) counts only when the relevance reaches the threshold
+    low_rel = GroupScorer("G", Topic("转化"), member_confidence=0.8)
+    low_rel.add(m, "on_topic", {"on_topic": 0.7, "question": 0.2, "ad": 0.05, "off_topic": 0.05}, 0.3)
+    assert low_rel.result()["effective_members"] == 0
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(GroupscoreError, match="member confidence"):
+            GroupScorer("G", Topic(), member_confidence=bad)

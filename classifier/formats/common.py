@@ -294,7 +294,7 @@ def peek_group(messages: Iterable[Message], group_name: str | None) -> tuple[str
 # this header is ours, so the reader undoes the formula guard below on its string cells.
 SCORED_CSV_COLUMNS = (
     "group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to", "label",
-    *(f"p_{lab}" for lab in LABELS), "relevance", "effective", "system",
+    *(f"p_{lab}" for lab in LABELS), "relevance", "effective", "sure", "system",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): chat text
 # and nicknames are untrusted, so such cells get a leading apostrophe. So do digit strings longer
