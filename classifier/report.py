@@ -64,10 +64,11 @@ def _trend_text(group: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------- terminal
 def summary_table(report: dict[str, Any]) -> Table:
     """One row per group with the headline figures (percentages 0–100); topics in the caption."""
-    table = Table(title="groupscore", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table = Table(title="groupscore", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("group", overflow="fold", min_width=6)
     for col in ("msgs", "base", "act%", "eff", "share%", "vert%", "ad%", "ans%", "flood%", "trend"):
-        table.add_column(col, justify="left" if col == "trend" else "right", no_wrap=True)
+        # trend may wrap ("not / falling"): the figures never do, even in an 80-column terminal
+        table.add_column(col, justify="left" if col == "trend" else "right", no_wrap=col != "trend")
     topics = []
     for g in report.get("groups", []):
         topic = g.get("topic", {})
