@@ -421,7 +421,7 @@ def _expected(fmt: str, m: Message) -> dict:
     fields = PRESERVED_FIELDS[fmt]
     exp = {f: getattr(m, f) for f in fields}
     if "kind" in fields:
-        if m.kind == "reply" and fmt in ("wechatmsg_txt", "qq_txt", "discord_csv"):
+        if m.kind == "reply" and fmt in ("qq_txt", "discord_csv"):
             exp["kind"] = "text"  # these exports cannot mark a reply
         if m.kind == "system" and fmt == "discord_csv":
             exp["kind"] = "system" if m.text in ("Joined the server.",) else "text"

@@ -230,8 +230,12 @@ def _txt_body(body: list[str]) -> tuple[str, str]:
 def write_wechatmsg_txt(messages: Iterable[Message], path: Path, group_name: str | None, encoding: str) -> None:
     with open(path, "w", encoding=encoding, newline="\n") as f:
         for m in check_single_group(messages, "wechatmsg_txt", group_name):
+            if m.kind == "system" and m.text.strip() and "\n" not in m.text:
+                f.write(f"{format_time(m.time)} {m.text.strip()}\n\n")  # as WeChatMsg writes a notice
+                continue
             sender = "系统消息" if m.kind == "system" else (m.sender or m.sender_id or "未知")
-            f.write(f"{format_time(m.time)} {sender}\n{m.text}\n\n")
+            quote = "\n引用:未知" if m.kind == "reply" else ""  # WeChatMsg's line when the quoted message is gone
+            f.write(f"{format_time(m.time)} {sender}\n{m.text}{quote}\n\n")
 
 
 # ---------------------------------------------------------------- PyWxDump CSV
