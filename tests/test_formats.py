@@ -667,7 +667,8 @@ def test_qq_txt_sections_red_packets_and_dated_body_lines(tmp_path):
               f"{bar}\n消息分组:我的QQ群\n{bar}\n消息对象:运营群\n{bar}\n\n"
               "2023-05-01 10:24:00 【管理员】阿木(10001235)\n活动安排如下：\n2023-05-20 19:00:00 线下聚会\n地点另行通知\n\n"
               "2023-05-01 10:25:00 小李(10001236)\n[QQ红包]请使用新版手机QQ查收红包。\n\n"
-              "2023-05-01 10:26:00 小李(10001236)\n[群签到]请使用新版QQ进行查看。\n\n", encoding="utf-8-sig")
+              "2023-05-01 10:26:00 小李(10001236)\n[群签到]请使用新版QQ进行查看。\n\n"
+              "2023-05-01 10:27:00 系统消息\n小王加入本群。\n\n", encoding="utf-8-sig")
     msgs, stats = read(path)
     assert stats.skipped == 0
     assert [(m.group, m.sender, m.kind, m.text) for m in msgs] == [
@@ -675,6 +676,7 @@ def test_qq_txt_sections_red_packets_and_dated_body_lines(tmp_path):
         ("运营群", "阿木", "text", "活动安排如下：\n2023-05-20 19:00:00 线下聚会\n地点另行通知"),
         ("运营群", "小李", "system", "[QQ红包]请使用新版手机QQ查收红包。"),
         ("运营群", "小李", "system", "[群签到]请使用新版QQ进行查看。"),
+        ("运营群", "", "system", "小王加入本群。"),  # a 系统消息 head without its number is still a head
     ]
     # In a file whose heads carry no QQ number at all, a "date time name" line is still a head.
     plain = _f(tmp_path, "plain.txt", "消息对象:群\n\n2023-05-01 10:00:00 张三\n你好\n\n2023-05-01 10:01:00 李四\n好\n")

@@ -82,7 +82,8 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
             continue
         if len(line) > 16 and line[4] == "-" and line[:4].isdigit():  # _maybe_head, inlined: hot loop
             m = _HEAD.match(line)
-            if m is not None and ids_seen and m.group(3) is None and m.group(4) is None and head is not None:
+            if (m is not None and ids_seen and m.group(3) is None and m.group(4) is None and head is not None
+                    and m.group(2).strip() != "系统消息"):
                 m = None  # "2023-05-20 19:00:00 线下聚会" inside a message
             if m is not None:
                 if head is not None:
