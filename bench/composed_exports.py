@@ -195,13 +195,16 @@ class GroupSpec:
     weeks: int = 5
     members: int | None = None
 
-    def scaled(self, scale: float) -> "GroupSpec":
-        def s(n: int, lo: int = 1) -> int:
-            return max(lo, round(n * scale))
-        members = None if self.members is None else s(self.members)
+    def scaled(self, scale: float, member_scale: float = 1.0) -> "GroupSpec":
+        """Messages and members times ``scale``; members once more times ``member_scale`` (so
+        ``member_scale`` 0.5 means half as many members posting twice as much each)."""
+        def s(n: int, lo: int = 1, k: float = 1.0) -> int:
+            return max(lo, round(n * scale * k))
+        members = None if self.members is None else max(s(self.members), s(self.members, k=member_scale))
+        m = member_scale
         return GroupSpec(self.key, self.name, self.domain, s(self.messages, 40), self.on_share, self.ad_rate,
-                         self.other_share, self.other_domains, self.media_rate, s(self.contributors, 2),
-                         s(self.chatters, 2), s(self.ad_posters), self.weeks, members)
+                         self.other_share, self.other_domains, self.media_rate, s(self.contributors, 2, m),
+                         s(self.chatters, 2, m), s(self.ad_posters, 1, m), self.weeks, members)
 
 
 SPECS: tuple[GroupSpec, ...] = (
@@ -774,6 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="score with the model's conversation-context stage (groupscore score --context)")
     ap.add_argument("--member-confidence", type=float, default=DEFAULT_MEMBER_CONFIDENCE,
                     help="groupscore score --member-confidence (0: every effective-labelled message counts its sender)")
+    ap.add_argument("--member-scale", type=float, default=1.0,
+                    help="members times this, messages unchanged (0.5: half the members, each posting twice as much)")
     ap.add_argument("--unseen-topics", action="store_true",
                     help="topic given: descriptions the model never trained with (UNSEEN_TOPICS)")
     ap.add_argument("--json", default=None, help="also write the full result as JSON here")
@@ -787,7 +792,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = args.scale if args.scale is not None else (0.3 if args.quick else 1.0)
         if not 0 < scale <= 10:
             raise GroupscoreError("--scale must be in (0, 10]")
-        specs = [by_key[k].scaled(scale) if scale != 1.0 else by_key[k] for k in keys]
+        if not 0 < args.member_scale <= 10:
+            raise GroupscoreError("--member-scale must be in (0, 10]")
+        specs = [by_key[k].scaled(scale, args.member_scale) if (scale, args.member_scale) != (1.0, 1.0) else by_key[k]
+                 for k in keys]
         clf = load_model(args.model)
         res = run_bench(clf, specs, formats=[f.strip() for f in args.formats.split(",") if f.strip()],
                         topics=[t.strip() for t in args.topics.split(",") if t.strip()],
