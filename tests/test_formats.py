@@ -24,7 +24,7 @@ from classifier.formats.textio import sniff_encoding
 from classifier.records import Message
 
 SAMPLES = Path(__file__).resolve().parent.parent / "datasets" / "samples"
-DISCORD_CSV = "方块世界服务器 - 建筑交流 [920000000000000003].csv"
+DISCORD_CSV = "方块世界服务器 - 社区 - 建筑交流 [920000000000000003].csv"
 SAMPLE_FORMATS = {
     "私域运营交流群_utf8.csv": "wechatmsg_csv",
     "私域运营交流群.txt": "wechatmsg_txt",
@@ -173,7 +173,7 @@ def test_telegram_whole_account_export(tmp_path):
 
 def test_discord_json_fields():
     msgs, _ = read(SAMPLES / "discord.json")
-    assert {m.group for m in msgs} == {"方块世界服务器 - 闲聊交流"}
+    assert {m.group for m in msgs} == {"方块世界服务器 - 社区 - 闲聊交流"}  # guild - category - channel
     by_id = {m.msg_id[-2:]: m for m in msgs}
     assert by_id["01"].sender == "方块老K" and by_id["01"].sender_id == "900000000000000101"  # nickname wins
     assert by_id["01"].time == datetime(2024, 4, 20, 11, 0, 5, 120000, tzinfo=timezone(timedelta(hours=8)))
@@ -188,7 +188,7 @@ def test_discord_json_fields():
 
 def test_discord_csv_fields():
     msgs, _ = read(SAMPLES / DISCORD_CSV)
-    assert {m.group for m in msgs} == {"方块世界服务器 - 建筑交流"}  # " [channel id]" dropped
+    assert {m.group for m in msgs} == {"方块世界服务器 - 社区 - 建筑交流"}  # " [channel id]" dropped
     assert (msgs[2].kind, msgs[2].text, msgs[2].sender_id) == ("image", "[图片]", "900000000000000107")
     assert msgs[1].kind == "system" and msgs[7].kind == "system"
     assert msgs[14].kind == "video"
@@ -756,3 +756,84 @@ def test_jsonl_metadata_first_line_is_skipped_and_reported(tmp_path):
     bad = _f(tmp_path, "bad.jsonl", '{"a": 1}\n' * 5)
     with pytest.raises(GroupscoreError, match="no text column"):
         read(bad)
+
+
+def test_discord_json_names_kinds_and_embeds_as_the_exporter_writes_them(tmp_path):
+    base = {"timestamp": "2024-02-01T10:00:00+08:00", "author": {"id": "98", "name": "QBot"}, "attachments": [],
+            "stickers": [], "embeds": []}
+    doc = {"guild": {"id": "1", "name": "服"}, "channel": {"id": "201", "category": "中文区", "name": "general"},
+           "messages": [
+               {**base, "id": "1", "type": "20", "content": "每日问题：你用什么语言？"},   # slash-command reply
+               {**base, "id": "2", "type": "Default", "content": "",
+                "embeds": [{"title": "公告", "description": "今晚维护", "fields": [{"name": "时间", "value": "22:00"}]}]},
+               {**base, "id": "3", "type": "GuildMemberJoin", "content": ""}]}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    msgs, _ = read(path)
+    assert {m.group for m in msgs} == {"服 - 中文区 - general"}  # as DiscordChatExporter names the file
+    assert [(m.kind, m.text) for m in msgs] == [("text", "每日问题：你用什么语言？"), ("text", "公告\n今晚维护\n时间 22:00"),
+                                                ("system", "[GuildMemberJoin]")]
+
+
+def test_discord_csv_date_range_suffix_is_not_part_of_the_group(tmp_path):
+    head = "AuthorID,Author,Date,Content,Attachments,Reactions\n"
+    a = _f(tmp_path, "服 - 中文区 - general [201] (2024-01-01 to 2024-02-02).csv", head + '"1","lin","2024-02-01T10:00:00","共同的一条","",""\n')
+    b = _f(tmp_path, "服 - 中文区 - general [201] (after 2024-02-01).csv", head + '"1","lin","2024-02-01T10:00:00","共同的一条","",""\n')
+    assert {m.group for p in (a, b) for m in read(p)[0]} == {"服 - 中文区 - general"}
+
+
+def test_telegram_polls_venues_contacts_games_and_unsupported(tmp_path):
+    base = {"type": "message", "date": "2024-01-01T10:00:00", "from": "王五", "from_id": "user3", "text": ""}
+    doc = {"name": "群", "type": "private_supergroup", "id": 1, "messages": [
+        {**base, "id": 1, "poll": {"question": "周末去哪？", "answers": [{"text": "爬山"}, {"text": "看电影"}]}},
+        {**base, "id": 2, "place_name": "人民公园", "address": "黄浦区", "location_information": {}},
+        {**base, "id": 3, "contact_information": {"first_name": "赵", "last_name": "六"}},
+        {**base, "id": 4, "game_title": "Lumberjack"},
+        {"id": 5, "type": "unsupported"}]}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    msgs, stats = read(path)
+    assert [(m.kind, m.text) for m in msgs] == [("other", "[投票] 周末去哪？ 爬山 / 看电影"), ("other", "[位置] 人民公园 黄浦区"),
+                                                ("other", "[名片] 赵 六"), ("other", "[游戏] Lumberjack")]
+    assert stats.skipped == 1 and "unsupported" in stats.errors[0][1]
+
+
+def test_time_notations():
+    from classifier.formats.common import parse_time
+
+    utc = timezone.utc
+    assert parse_time("20240101103000") == datetime(2024, 1, 1, 10, 30)            # compact, not an epoch
+    s = parse_time("1704076200")
+    assert parse_time("1704076200123") == s + timedelta(milliseconds=123)
+    assert parse_time("1704076200000000") == s == parse_time("1704076200000000000")  # micro-, nanoseconds
+    assert parse_time("2024-01-01 10:00:00 UTC") == datetime(2024, 1, 1, 10, tzinfo=utc)
+    assert parse_time("2024/01/01 10:00:00.123") == datetime(2024, 1, 1, 10, 0, 0, 123000)
+
+
+def test_jsonl_optional_keys_nested_objects_and_dotted_paths(tmp_path):
+    sparse = _f(tmp_path, "s.jsonl", '{"id": "1", "user": "张三", "content": "怎么报名？", "ts": "2024-01-01 10:00:00"}\n'
+                                     '{"id": "2", "user": "王五", "content": "官网", "ts": "2024-01-01 10:01:00", "reply_id": "1"}\n'
+                                     '{"id": "3", "user": "赵六", "content": "好", "ts": "2024-01-01 10:02:00", "group": "别的群"}\n')
+    msgs, stats = read(sparse, columns={"reply_to": "reply_id"})
+    assert stats.skipped == 0
+    assert [(m.group, m.reply_to, m.time.minute) for m in msgs] == [("s", "", 0), ("s", "1", 1), ("别的群", "", 2)]
+    nested = _f(tmp_path, "n.jsonl", '{"user": {"name": "张三", "id": 7}, "content": "你好"}\n'
+                                     '{"user": {"id": 8}, "content": "在吗", "extra": [1]}\n')
+    assert [(m.sender, m.text) for m in read(nested)[0]] == [("张三", "你好")]   # no name inside: reported skip
+    assert read(nested)[1].errors[0][1].startswith("sender holds a JSON object")
+    assert [m.sender for m in read(nested, columns={"sender": "user.id"})[0]] == ["7", "8"]
+    with pytest.raises(GroupscoreError, match="not found"):
+        read(nested, columns={"sender": "usr.name"})
+
+
+def test_csv_title_line_and_semicolons(tmp_path):
+    titled = _f(tmp_path, "t.csv", "群聊记录导出\nsender,content,time\n张三,你好,2024-01-01 10:00:00\n")
+    msgs, stats = read(titled)
+    assert stats.format == "csv" and [(m.sender, m.text) for m in msgs] == [("张三", "你好")]
+    assert stats.skipped == 1 and "title line" in stats.errors[0][1]
+    semi = _f(tmp_path, "s.csv", "sender;content;time\n张三;你好, 世界;2024-01-01 10:00:00\n李四;在吗;01.01.2024 10:01\n")
+    msgs, stats = read(semi)
+    assert stats.format == "csv" and stats.skipped == 0
+    assert [(m.sender, m.text, m.time.minute) for m in msgs] == [("张三", "你好, 世界", 0), ("李四", "在吗", 1)]
+    one_column = _f(tmp_path, "o.csv", "content\n价格多少;包邮吗\n")  # a one-column file: no title, no ';' split
+    assert [m.text for m in read(one_column, "csv")[0]] == ["价格多少;包邮吗"]

@@ -177,10 +177,13 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
                 else:
                     plain += 1
         return "qq_txt" if qq > plain else "wechatmsg_txt"
-    if "\t" in first and len(first.split("\t")) >= 2:
-        return "tsv"
-    if "," in first and not first.startswith(("#", "//")):
-        return "csv"
+    # a one-cell title line above the header (spreadsheet exports): judge by the next line
+    second = lines[1].strip() if len(lines) > 1 else ""
+    for line in (first, second) if not any(d in first for d in "\t,;") else (first,):
+        if "\t" in line and len(line.split("\t")) >= 2:
+            return "tsv"
+        if ("," in line or ";" in line) and not line.startswith(("#", "//")):
+            return "csv"  # semicolons: European spreadsheets (the reader sniffs the delimiter)
     raise GroupscoreError(
         f"cannot tell the format of {p.name}; force one with --format ({', '.join(FORMATS)})")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -106,6 +106,9 @@ Reader = Callable[[ReadContext], Iterator[Message]]
 Writer = Callable[[Iterable[Message], Path, str | None, str], None]
 
 
+_DCE_RANGE = re.compile(r"(?<=\]) \((?:\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d|after \d{4}-\d\d-\d\d|before \d{4}-\d\d-\d\d)\)$")
+
+
 def file_group_name(path: Path) -> str:
     """Group name from a file name, minus exporter decorations.
 
@@ -113,10 +116,15 @@ def file_group_name(path: Path) -> str:
     '私域运营交流群'
     >>> file_group_name(Path("Blocky Realm - general [1234567890].csv"))
     'Blocky Realm - general'
+    >>> file_group_name(Path("Blocky Realm - Text - general [1234567890] (2024-01-01 to 2024-02-01).csv"))
+    'Blocky Realm - Text - general'
     """
     stem = path.stem
     if stem.endswith("_utf8"):  # WeChatMsg names its CSV "<remark>_utf8.csv"
         stem = stem[: -len("_utf8")]
+    m = _DCE_RANGE.search(stem)  # DiscordChatExporter's date range: " (A to B)", " (after A)", " (before B)"
+    if m is not None:
+        stem = stem[: m.start()]
     if stem.endswith("]") and " [" in stem:  # DiscordChatExporter appends " [channel id]"
         head, _, tail = stem.rpartition(" [")
         if tail[:-1].isdigit():
@@ -128,6 +136,7 @@ _STRPTIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",  # also accepts non-padded 2016-5-1 9:03:07 (QQ)
     "%Y-%m-%d %H:%M",
     "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S.%f",
     "%Y/%m/%d %H:%M",
     "%Y年%m月%d日 %H:%M:%S",
     "%Y年%m月%d日 %H:%M",
@@ -161,8 +170,12 @@ def parse_time(value: Any) -> datetime:
         return datetime.fromisoformat(s)  # the common, fast case (Python 3.11 accepts 'Z' too)
     except ValueError:
         pass
+    if s.isdigit() and len(s) == 14 and s[:2] in ("19", "20"):
+        return datetime.strptime(s, "%Y%m%d%H%M%S")  # compact 20240101103000, not an epoch
     if s.replace(".", "", 1).isdigit():
         return _from_epoch(float(s))
+    if s.endswith((" UTC", " GMT")):
+        return parse_time(s[:-4]).replace(tzinfo=timezone.utc)
     if "午" in s:
         s = s.replace("上午", "AM").replace("下午", "PM")
     for fmt in _STRPTIME_FORMATS:
@@ -174,7 +187,12 @@ def parse_time(value: Any) -> datetime:
 
 
 def _from_epoch(v: float) -> datetime:
-    if v > 1e11:  # milliseconds
+    # seconds until the year 5138; then milliseconds, microseconds, nanoseconds
+    if v > 1e17:
+        v /= 1e9
+    elif v > 1e14:
+        v /= 1e6
+    elif v > 1e11:
         v /= 1000.0
     # Epoch values carry no zone; exports mean the exporter's local time, which is ours too.
     return datetime.fromtimestamp(v)

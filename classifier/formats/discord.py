@@ -1,8 +1,9 @@
 """DiscordChatExporter JSON and CSV.
 
-JSON: ``{"guild": {id, name}, "channel": {id, type, name, ...}, "messages": [{id, type,
-timestamp, content, author {id, name, nickname}, attachments [{fileName, url}], stickers
-[{name}], reference {messageId}}]}``. The group is ``"<guild> - <channel>"``. Message types
+JSON: ``{"guild": {id, name}, "channel": {id, type, category, name, ...}, "messages": [{id,
+type, timestamp, content, author {id, name, nickname}, attachments [{fileName, url}], stickers
+[{name}], embeds [{title, description, fields}], reference {messageId}}]}``. The group is
+``"<guild> - <category> - <channel>"``, as DiscordChatExporter names the file. Message types
 other than Default/Reply (GuildMemberJoin, ChannelPinnedMessage, RecipientAdd ...) are system.
 A forwarded message (``forwardedMessage {content, attachments, stickers}``) is read as what it
 forwards.
@@ -42,7 +43,10 @@ from .jsonstream import JsonStream
 from .tabular import csv_rows, header_index
 from .telegram import read_json_document, stream_messages
 
-NORMAL_TYPES = frozenset({"Default", "Reply", "ChatInputCommand", "ContextMenuCommand", "ThreadStarterMessage", "0", "19"})
+# DiscordChatExporter names message kinds up to Reply (19); later ones (20 slash-command reply,
+# 21 thread starter, 23 context-menu command) are written as numbers.
+NORMAL_TYPES = frozenset({"Default", "Reply", "ChatInputCommand", "ContextMenuCommand", "ThreadStarterMessage",
+                          "0", "19", "20", "21", "23"})
 _EXT_KIND = {
     **dict.fromkeys(("png", "jpg", "jpeg", "gif", "webp", "bmp", "heic"), "image"),
     **dict.fromkeys(("mp4", "mov", "webm", "mkv", "avi"), "video"),
@@ -59,10 +63,26 @@ def attachment_kind(name: str) -> str:
     return _EXT_KIND.get(ext, "file")
 
 
-def discord_group(guild: str, channel: str) -> str:
+def discord_group(guild: str, channel: str, category: str = "") -> str:
+    """``guild - category - channel``, as DiscordChatExporter names its files (so a channel
+    exported as JSON and as CSV is one group, and two channels of one name in different
+    categories are two)."""
     if guild and channel and guild != channel:
-        return f"{guild} - {channel}"  # as DiscordChatExporter names its files
+        return f"{guild} - {category} - {channel}" if category else f"{guild} - {channel}"
     return guild or channel
+
+
+def _embed_text(embeds: Any) -> str:
+    """Title, description and fields of a message's embeds: what a bot's embed says."""
+    parts: list[str] = []
+    for e in embeds if isinstance(embeds, list) else ():
+        if not isinstance(e, dict):
+            continue
+        parts += [str(e[k]) for k in ("title", "description") if e.get(k)]
+        for f in e.get("fields") or ():
+            if isinstance(f, dict):
+                parts.append(" ".join(str(f[k]) for k in ("name", "value") if f.get(k)))
+    return "\n".join(p for p in parts if p.strip())
 
 
 def _message(msg: dict[str, Any], group: str) -> Message:
@@ -94,6 +114,8 @@ def _message(msg: dict[str, Any], group: str) -> Message:
             text = with_placeholder(kind, content)
         elif msg.get("stickers"):
             kind, text = "sticker", with_placeholder("sticker", content)
+        elif not content and msg.get("embeds"):
+            kind, text = "text", _embed_text(msg["embeds"])  # a bot's embed-only post
         else:
             kind, text = infer_kind(content), content
             if kind == "text" and (mtype == "Reply" or reply_to):
@@ -116,7 +138,8 @@ def _walk(js: JsonStream, ctx: ReadContext, found: list[bool]) -> Iterator[Messa
             guild = header.get("guild") or {}
             channel = header.get("channel") or {}
             group = ctx.group if ctx.group is not None else (
-                discord_group(str(guild.get("name") or ""), str(channel.get("name") or "")) or ctx.default_group)
+                discord_group(str(guild.get("name") or ""), str(channel.get("name") or ""),
+                              str(channel.get("category") or "")) or ctx.default_group)
             yield from stream_messages(js, ctx, group, _message)
         else:
             header[key] = js.value()  # guild, channel, dateRange, messageCount: small

@@ -9,13 +9,16 @@ reply_to``), then by common aliases (``content``, ``user``, ``timestamp`` ...), 
 Only the text column is required. Without a kind column the kind is inferred from the text
 (placeholders such as ``[图片]``). A missing group column means the file name is the group.
 A CSV/TSV with a date column (``date``/``日期``) beside a time-of-day column gets both joined
-("2023-06-01" + "10:00:00"). In JSONL, a first line without a text field (a metadata object)
-is skipped and reported, and the next object decides the mapping.
+("2023-06-01" + "10:00:00"). In JSONL the keys of the first 200 objects decide the mapping
+(so an optional key, or a metadata first line, does not hide the rest), a key inside an object
+is mapped with a dotted path (``--columns sender=sender.nickname``), and a field that holds an
+object or a list is a reported skip, never its Python repr.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -26,7 +29,7 @@ from ..base import GroupscoreError
 from ..records import Message
 from .common import (SCORED_CSV_COLUMNS, ReadContext, fixed_kind, format_time, normalise_kind, parse_time,
                      unguard_cell)
-from .tabular import csv_rows
+from .tabular import csv_rows, sniff_delimiter
 from .textio import LineSource, sniff_encoding
 
 FIELDS = ("group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to")
@@ -35,19 +38,24 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "sender": ("sender", "sender_name", "user", "username", "user_name", "author", "nickname", "name", "from",
                "发送者", "昵称", "用户"),
     "sender_id": ("sender_id", "user_id", "author_id", "uid", "from_id", "用户id"),
-    "time": ("time", "timestamp", "date", "datetime", "created_at", "create_time", "时间"),
-    "text": ("text", "content", "message", "msg", "body", "内容", "消息", "消息内容"),
+    "time": ("time", "timestamp", "ts", "date", "datetime", "created_at", "create_time", "时间"),
+    "text": ("text", "content", "raw_message", "message", "msg", "body", "内容", "消息", "消息内容"),
     "kind": ("kind", "msg_type", "message_type", "type", "类型"),
     "msg_id": ("msg_id", "message_id", "id", "消息id"),
     "reply_to": ("reply_to", "reply_to_id", "reply_to_message_id", "parent_id", "回复"),
 }
 DATE_COLUMNS = ("date", "日期")
 _DATE_MARKS = ("-", "/", ".", "年")
-# JSONL objects looked at for a text field before the file is declared unreadable.
-HEADER_OBJECTS = 3
+_KNOWN_COLUMNS = frozenset(a for names in ALIASES.values() for a in names)
+# Inside an object-valued sender/group cell: the display name, then the id.
+_NAME_KEYS = ("card", "nickname", "name", "username", "title")
+_ID_KEYS = ("id", "user_id", "uid")
+# JSONL objects whose keys decide the column mapping.
+HEAD_OBJECTS = 200
 
 
-def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fmt: str) -> dict[str, str]:
+def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fmt: str,
+                    nested: Iterable[str] = ()) -> dict[str, str]:
     """Our field -> the file's column name, for the fields the file has.
 
     >>> resolve_columns(["user", "content"], None, "csv")
@@ -65,6 +73,10 @@ def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fm
         if fld in columns:
             col = columns[fld]
             if col not in avail and col.lower() not in lower:
+                if "." in col and col.split(".", 1)[0] in set(nested):  # JSONL: a key inside an object
+                    out[fld] = col
+                    taken.add(col)
+                    continue
                 raise GroupscoreError(f"{fmt}: column {col!r} (for {fld}) not found; columns are: {', '.join(avail)}")
             out[fld] = col if col in avail else lower[col.lower()]
             taken.add(out[fld])
@@ -83,11 +95,21 @@ def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fm
     return out
 
 
-def _make(ctx: ReadContext, text: Any, group: Any, sender: Any, sender_id: Any, time: Any, kind: Any,
+def _make(ctx: ReadContext, group: Any, sender: Any, sender_id: Any, time: Any, text: Any, kind: Any,
           msg_id: Any, reply_to: Any) -> Message:
-    """Build a message from raw column values (None = no such column); ValueError if malformed."""
+    """Build a message from raw values in FIELDS order (None = absent); ValueError if malformed."""
     if text is None:
         raise ValueError("no text")
+    if sender.__class__ is dict:  # {"user": {"name": …}} / OneBot's {"sender": {"nickname", "card"}}
+        sender = next((sender[k] for k in _NAME_KEYS if sender.get(k)), sender)
+    if group.__class__ is dict:
+        group = next((group[k] for k in _NAME_KEYS if group.get(k)), group)
+    if sender_id.__class__ is dict:
+        sender_id = next((sender_id[k] for k in _ID_KEYS if sender_id.get(k) is not None), sender_id)
+    for name, v in zip(FIELDS, (group, sender, sender_id, time, text, kind, msg_id, reply_to)):
+        if v.__class__ in (dict, list):
+            raise ValueError(f"{name} holds a JSON {'object' if v.__class__ is dict else 'list'}; map a value "
+                             f"inside it, e.g. --columns {name}={name}.<key>")
     if text.__class__ is not str:
         text = _s(text)
     when = parse_time(time) if time is not None and time != "" else None
@@ -110,7 +132,7 @@ def _s(v: Any) -> str:
 
 
 def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Message]:
-    rows = csv_rows(ctx, delimiter)
+    rows = csv_rows(ctx, sniff_delimiter(ctx, delimiter, _KNOWN_COLUMNS), title_line=True)
     _, header = next(rows, (0, []))
     if not header:
         return
@@ -178,41 +200,63 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
     enc = ctx.encoding or sniff_encoding(ctx.path)
     ctx.stats.encoding = enc
     stats = ctx.stats
-    keys: list[str | None] | None = None
-    looked = 0  # objects without a text field before the mapping was found
     src = LineSource(ctx.path, enc, stats)
     loads = orjson.loads
-    for line in src:
-        try:
-            obj = loads(line)
-        except orjson.JSONDecodeError as err:
-            if line.strip():
-                stats.skip(src.lineno, f"invalid JSON: {err}")
-            continue
-        if obj.__class__ is not dict:
-            stats.skip(src.lineno, "line is not a JSON object")
-            continue
-        if keys is None:
-            # Keys of the first object decide the mapping (JSONL files are homogeneous), unless
-            # it has no text field (a metadata line): then it is skipped and the next one decides.
+
+    def objects() -> Iterator[tuple[int, dict]]:
+        for line in src:
             try:
-                mapping = resolve_columns(obj.keys(), ctx.columns, "jsonl")
-            except GroupscoreError as err:
-                looked += 1
-                if looked >= HEADER_OBJECTS:
-                    raise
-                stats.skip(src.lineno, f"object without a text field, skipped: {err}")
+                obj = loads(line)
+            except orjson.JSONDecodeError as err:
+                if line.strip():
+                    stats.skip(src.lineno, f"invalid JSON: {err}")
                 continue
-            keys = [mapping.get(f) for f in FIELDS]
-        get = obj.get
-        g, s, sid, t, x, k, mid, rt = (get(c) if c is not None else None for c in keys)
+            if obj.__class__ is not dict:
+                stats.skip(src.lineno, "line is not a JSON object")
+                continue
+            yield src.lineno, obj
+
+    # The keys of the first HEAD_OBJECTS objects decide the mapping: a key that only some
+    # objects carry (an optional reply_to, a metadata line first) is still found.
+    stream = objects()
+    head = list(itertools.islice(stream, HEAD_OBJECTS))
+    if not head:
+        return
+    seen: dict[str, None] = {}
+    for _, obj in head:
+        seen.update(dict.fromkeys(obj))
+    mapping = resolve_columns(seen, ctx.columns, "jsonl", nested={k for _, o in head for k, v in o.items()
+                                                                  if v.__class__ is dict})
+    getters = [_getter(mapping.get(f)) for f in FIELDS]
+    for lineno, obj in itertools.chain(head, stream):
         try:
-            m = _make(ctx, x, g, s, sid, t, k, mid, rt)
+            m = _make(ctx, *(get(obj) for get in getters))
         except (ValueError, TypeError) as err:
-            stats.skip(src.lineno, str(err))
+            stats.skip(lineno, str(err))
             continue
         stats.read += 1
         yield m
+
+
+def _getter(path: str | None):
+    """Value of a (dotted: ``sender.nickname``) key in a JSON object; None when absent."""
+    if path is None:
+        return lambda obj: None
+    keys = path.split(".") if path.count(".") and "." not in path[:1] else [path]
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda obj: obj.get(key)
+
+    def get(obj: dict) -> Any:
+        if path in obj:  # a key that itself contains a dot
+            return obj[path]
+        v: Any = obj
+        for k in keys:
+            if v.__class__ is not dict:
+                return None
+            v = v.get(k)
+        return v
+    return get
 
 
 def _row(m: Message, group_name: str | None) -> tuple[str, ...]:

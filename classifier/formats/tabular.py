@@ -9,11 +9,13 @@ from .common import ReadContext
 from .textio import LineSource, sniff_encoding
 
 
-def csv_rows(ctx: ReadContext, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(0, header)`` first, then ``(line number, row)`` for every well-formed row.
 
     Rows with the wrong number of fields, or that the csv module rejects, are reported in
-    ``ctx.stats`` with the line they start on and skipped; blank lines are ignored.
+    ``ctx.stats`` with the line they start on and skipped; blank lines are ignored. With
+    ``title_line``, a one-cell first row followed by a wider row is a title above the header
+    (spreadsheet exports): reported and skipped.
     """
     enc = ctx.encoding or sniff_encoding(ctx.path)
     ctx.stats.encoding = enc
@@ -34,6 +36,19 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",") -> Iterator[tuple[int, list
         if ncol < 0:
             if row[0].startswith("\ufeff"):
                 row[0] = row[0][1:]
+            if title_line and len(row) == 1:
+                title_line = False
+                title_at = src.start
+                pending = _next_row(reader, src)
+                if pending is not None and len(pending[1]) > 1:
+                    ctx.stats.skip(title_at, f"title line above the header, skipped: {row[0][:40]!r}")
+                    row = pending[1]
+                else:  # a one-column file: the row after the header is data
+                    ncol = 1
+                    yield 0, [c.strip() for c in row]
+                    if pending is not None:
+                        yield pending
+                    continue
             ncol = len(row)
             yield 0, [c.strip() for c in row]
             continue
@@ -44,6 +59,35 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",") -> Iterator[tuple[int, list
                 ctx.stats.skip(src.start, f"expected {ncol} fields, found {len(row)}")
                 continue
         yield src.start, row
+
+
+def _next_row(reader, src) -> tuple[int, list[str]] | None:
+    """The next non-blank row and its line, or None at the end (malformed rows end the look)."""
+    while True:
+        src.mark()
+        try:
+            row = next(reader)
+        except (StopIteration, csv.Error):
+            return None
+        if row and not (len(row) == 1 and not row[0].strip()):
+            return src.start, row
+
+
+def sniff_delimiter(ctx: ReadContext, default: str, known: frozenset[str] = frozenset()) -> str:
+    """``;`` for a file whose header (or the line after a title) splits on ``;`` but not on
+    ``default`` (European spreadsheets), else ``default``. A first line that is one ``known``
+    column name is a one-column header: the default stays."""
+    from .textio import read_head
+
+    head = read_head(ctx.path, ctx.encoding or sniff_encoding(ctx.path)).lstrip("\ufeff")
+    lines = [x for x in head.splitlines() if x.strip()][:2]
+    for line in lines:
+        if default in line or line.strip().lower() in known:
+            return default
+        cells = line.split(";")
+        if len(cells) >= 2 and all(0 < len(c.strip()) <= 30 for c in cells):  # looks like a header
+            return ";"
+    return default
 
 
 def header_index(header: list[str], required: tuple[str, ...], fmt: str) -> dict[str, int]:

@@ -101,10 +101,26 @@ def _service_text(msg: dict[str, Any], actor: str) -> str:
     return tmpl.format(actor=actor or "某人", members=members, title=msg.get("title", "")).strip()
 
 
+def _other_text(msg: dict[str, Any]) -> str:
+    """What a poll or venue says (its question and answers, its name and address)."""
+    poll = msg.get("poll")
+    if isinstance(poll, dict):
+        answers = [str(a.get("text") or "") for a in poll.get("answers") or () if isinstance(a, dict)]
+        return " ".join(x for x in ["[投票]", str(poll.get("question") or ""), " / ".join(a for a in answers if a)] if x)
+    if msg.get("place_name") or msg.get("address"):
+        return " ".join(x for x in ("[位置]", str(msg.get("place_name") or ""), str(msg.get("address") or "")) if x)
+    contact = msg.get("contact_information")
+    if isinstance(contact, dict):
+        return " ".join(x for x in ("[名片]", str(contact.get("first_name") or ""), str(contact.get("last_name") or "")) if x)
+    return "[位置]" if "location_information" in msg else ""
+
+
 def _message(msg: dict[str, Any], group: str) -> Message:
     """One Telegram message; raises ValueError with a reason when it is malformed."""
     if "id" not in msg:
         raise ValueError("message without id")
+    if msg.get("type") == "unsupported":  # Telegram Desktop writes only id and type for these
+        raise ValueError("message of a type Telegram Desktop could not export ('unsupported')")
     when = parse_time(msg["date"]) if msg.get("date") else (
         parse_time(msg["date_unixtime"]) if msg.get("date_unixtime") else None)
     reply = msg.get("reply_to_message_id")
@@ -121,8 +137,11 @@ def _message(msg: dict[str, Any], group: str) -> Message:
         kind = _MEDIA_KIND.get(str(media), "file")
     elif "file" in msg:
         kind = "file"
-    elif "poll" in msg or "location_information" in msg or "contact_information" in msg:
+    elif "poll" in msg or "location_information" in msg or "contact_information" in msg or "place_name" in msg:
         kind = "other"
+        text = text or _other_text(msg)
+    elif "game_title" in msg and not text:
+        kind, text = "other", f"[游戏] {msg['game_title']}".strip()
     else:
         kind = infer_kind(text)
     if kind == "sticker" and not text:
