@@ -820,7 +820,7 @@ def test_jsonl_optional_keys_nested_objects_and_dotted_paths(tmp_path):
     nested = _f(tmp_path, "n.jsonl", '{"user": {"name": "张三", "id": 7}, "content": "你好"}\n'
                                      '{"user": {"id": 8}, "content": "在吗", "extra": [1]}\n')
     assert [(m.sender, m.text) for m in read(nested)[0]] == [("张三", "你好")]   # no name inside: reported skip
-    assert read(nested)[1].errors[0][1].startswith("sender holds a JSON object")
+    assert "holds a JSON object" in read(nested)[1].errors[0][1]
     assert [m.sender for m in read(nested, columns={"sender": "user.id"})[0]] == ["7", "8"]
     with pytest.raises(GroupscoreError, match="not found"):
         read(nested, columns={"sender": "usr.name"})

@@ -100,16 +100,8 @@ def _make(ctx: ReadContext, group: Any, sender: Any, sender_id: Any, time: Any, 
     """Build a message from raw values in FIELDS order (None = absent); ValueError if malformed."""
     if text is None:
         raise ValueError("no text")
-    if sender.__class__ is dict:  # {"user": {"name": …}} / OneBot's {"sender": {"nickname", "card"}}
-        sender = next((sender[k] for k in _NAME_KEYS if sender.get(k)), sender)
-    if group.__class__ is dict:
-        group = next((group[k] for k in _NAME_KEYS if group.get(k)), group)
-    if sender_id.__class__ is dict:
-        sender_id = next((sender_id[k] for k in _ID_KEYS if sender_id.get(k) is not None), sender_id)
-    for name, v in zip(FIELDS, (group, sender, sender_id, time, text, kind, msg_id, reply_to)):
-        if v.__class__ in (dict, list):
-            raise ValueError(f"{name} holds a JSON {'object' if v.__class__ is dict else 'list'}; map a value "
-                             f"inside it, e.g. --columns {name}={name}.<key>")
+    if sender.__class__ is dict or group.__class__ is dict or sender_id.__class__ is dict:
+        group, sender, sender_id = _unnest(group, sender, sender_id)
     if text.__class__ is not str:
         text = _s(text)
     when = parse_time(time) if time is not None and time != "" else None
@@ -121,11 +113,29 @@ def _make(ctx: ReadContext, group: Any, sender: Any, sender_id: Any, time: Any, 
                    _s(msg_id), _s(reply_to))
 
 
+_CONTAINERS = frozenset({dict, list})
+
+
+def _unnest(group: Any, sender: Any, sender_id: Any) -> tuple[Any, Any, Any]:
+    """Object-valued sender/group/sender_id give their name/id ({"user": {"name": …}}, OneBot's
+    {"sender": {"nickname", "card"}}); an object without one stays (and _s rejects it)."""
+    if sender.__class__ is dict:
+        sender = next((sender[k] for k in _NAME_KEYS if sender.get(k)), sender)
+    if group.__class__ is dict:
+        group = next((group[k] for k in _NAME_KEYS if group.get(k)), group)
+    if sender_id.__class__ is dict:
+        sender_id = next((sender_id[k] for k in _ID_KEYS if sender_id.get(k) is not None), sender_id)
+    return group, sender, sender_id
+
+
 def _s(v: Any) -> str:
     if v.__class__ is str:
         return v
     if v is None:
         return ""
+    if v.__class__ in _CONTAINERS:  # never a Python repr as a name or a text
+        raise ValueError(f"a field holds a JSON {'object' if v.__class__ is dict else 'list'} "
+                         f"({str(v)[:40]}); map a value inside it, e.g. --columns sender=sender.nickname")
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
@@ -227,10 +237,15 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
         seen.update(dict.fromkeys(obj))
     mapping = resolve_columns(seen, ctx.columns, "jsonl", nested={k for _, o in head for k, v in o.items()
                                                                   if v.__class__ is dict})
-    getters = [_getter(mapping.get(f)) for f in FIELDS]
+    paths = [mapping.get(f) for f in FIELDS]
+    if any(p is not None and "." in p for p in paths):
+        getters = [_getter(p) for p in paths]
+        values = lambda obj: [get(obj) for get in getters]  # noqa: E731
+    else:  # plain keys (the common case): one dict.get each
+        values = lambda obj: [obj.get(p) if p is not None else None for p in paths]  # noqa: E731
     for lineno, obj in itertools.chain(head, stream):
         try:
-            m = _make(ctx, *(get(obj) for get in getters))
+            m = _make(ctx, *values(obj))
         except (ValueError, TypeError) as err:
             stats.skip(lineno, str(err))
             continue
