@@ -837,3 +837,51 @@ def test_csv_title_line_and_semicolons(tmp_path):
     assert [(m.sender, m.text, m.time.minute) for m in msgs] == [("张三", "你好, 世界", 0), ("李四", "在吗", 1)]
     one_column = _f(tmp_path, "o.csv", "content\n价格多少;包邮吗\n")  # a one-column file: no title, no ';' split
     assert [m.text for m in read(one_column, "csv")[0]] == ["价格多少;包邮吗"]
+
+
+def test_reader_heuristics_leave_ordinary_files_alone(tmp_path):
+    # QQ: a friend chat (heads without numbers) after a group chat (heads with numbers)
+    bar = "=" * 64
+    qq = _f(tmp_path, "qq.txt",
+            f"消息记录（此消息记录为文本格式，不支持重新导入）\n\n{bar}\n消息分组:我的QQ群\n{bar}\n消息对象:群\n{bar}\n\n"
+            "2016-05-01 10:23:45 阿木(10001234)\n今晚维护\n\n"
+            f"{bar}\n消息分组:我的好友\n{bar}\n消息对象:老王\n{bar}\n\n"
+            "2016-05-02 09:00:00 老王\n早\n\n2016-05-02 09:01:00 我\n早啊\n\n")
+    assert [(m.group, m.sender, m.text) for m in read(qq)[0]] == [("群", "阿木", "今晚维护"), ("老王", "老王", "早"),
+                                                                  ("老王", "我", "早啊")]
+    # a date column beside an epoch column: the epoch is the time, nothing is joined
+    ep = _f(tmp_path, "ep.csv", "date,timestamp,user,text\n2023-06-01,1685610000,alice,hello\n")
+    msgs, stats = read(ep)
+    assert stats.skipped == 0 and msgs[0].time == datetime.fromtimestamp(1685610000)
+    # JSONL: the key most objects carry wins (a metadata line's "name" does not take "from")
+    js = _f(tmp_path, "m.jsonl", '{"name": "导出", "type": "group", "id": 1}\n'
+                                 '{"from": "alice", "text": "hi", "time": "2023-06-01 10:00:00"}\n'
+                                 '{"from": "bob", "text": "yo", "time": "2023-06-01 10:01:00"}\n')
+    assert [(m.sender, m.text) for m in read(js)[0]] == [("alice", "hi"), ("bob", "yo")]
+    mino = _f(tmp_path, "n.jsonl", '{"user":"a","content":"hi"}\n{"user":"b","content":"yo","text":"图注"}\n'
+                                   '{"user":"c","content":"hey"}\n')
+    assert [m.text for m in read(mino)[0]] == ["hi", "yo", "hey"]
+    # WeChatMsg TXT: a sender line with an empty body is an empty message, not a notice
+    wx = _f(tmp_path, "w.txt", "2023-01-01 12:00:00 张三\n你好\n\n2023-01-01 12:00:05 李四\n\n2023-01-01 12:00:10 王五\n好的\n")
+    assert [(m.sender, m.kind, m.text) for m in read(wx)[0]] == [("张三", "text", "你好"), ("李四", "text", ""),
+                                                                 ("王五", "text", "好的")]
+    # compact dates as JSON numbers; an impossible one is a clear one-line reason
+    num = _f(tmp_path, "c.jsonl", '{"text": "hi", "time": 20240101103000}\n{"text": "x", "time": "20241301103000"}\n')
+    msgs, stats = read(num)
+    assert msgs[0].time == datetime(2024, 1, 1, 10, 30) and stats.errors[0][1] == "unrecognised time '20241301103000'"
+    # one-column CSVs: a known or mapped header is a header, not a title; ';' in data is text
+    one = _f(tmp_path, "o.csv", "消息文本\n你好;世界\n第二条\n")
+    assert [m.text for m in read(one, "csv", columns={"text": "消息文本"})[0]] == ["你好;世界", "第二条"]
+    # a notes file whose second line is a message head with a comma is not a CSV
+    notes = _f(tmp_path, "notes.txt", "Some notes\n2023-01-01 12:00:00 张三, 李四\n你好\n")
+    with pytest.raises(GroupscoreError, match="cannot tell the format"):
+        read(notes)
+
+
+def test_wechatmsg_csv_other_round_trips_unchanged(tmp_path):
+    m = Message(group="群", sender="甲", sender_id="wxid_a", time=datetime(2024, 1, 1, 10), text="转发的聊天记录",
+                kind="other", msg_id="1")
+    path = tmp_path / "群_utf8.csv"
+    write_export([m], "wechatmsg_csv", path)
+    back = read(path)[0]
+    assert [(x.kind, x.text) for x in back] == [("other", "转发的聊天记录")]

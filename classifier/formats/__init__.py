@@ -179,6 +179,8 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
         return "qq_txt" if qq > plain else "wechatmsg_txt"
     # a one-cell title line above the header (spreadsheet exports): judge by the next line
     second = lines[1].strip() if len(lines) > 1 else ""
+    if looks_like_head(second) or _QQ_HEAD.match(second):
+        second = ""  # a chat text file, not a title above a table header
     for line in (first, second) if not any(d in first for d in "\t,;") else (first,):
         if "\t" in line and len(line.split("\t")) >= 2:
             return "tsv"

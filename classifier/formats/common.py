@@ -143,13 +143,12 @@ _STRPTIME_FORMATS = (
     "%d-%b-%y %I:%M %p",  # older DiscordChatExporter CSV
     "%m/%d/%Y %I:%M %p",
     "%m/%d/%Y %H:%M",
-    "%d/%m/%Y %H:%M",  # en-GB and most of Europe, when the day is over 12 (see discord.slash_order)
-    "%d/%m/%Y %H:%M:%S",
-    "%d.%m.%Y %H:%M",  # de, ru …
+    "%d.%m.%Y %H:%M",  # de, ru … (day-first slash dates only where the order is known: discord.slash_order)
     "%d.%m.%Y %H:%M:%S",
     "%Y/%m/%d %p %I:%M",  # zh-TW: 2023/6/1 下午 01:03 (上午/下午 read as AM/PM)
     "%Y/%m/%d %p %I:%M:%S",
     "%Y-%m-%d %I:%M %p",
+    "%Y-%m-%d %I:%M:%S %p",
 )
 
 
@@ -162,6 +161,8 @@ def parse_time(value: Any) -> datetime:
     datetime.datetime(2016, 5, 1, 9, 3, 7)
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and 19000101000000 <= value <= 21001231235959:
+            return _compact(str(value))  # 20240101103000 as a JSON number
         return _from_epoch(float(value))
     s = str(value).strip()
     if not s:
@@ -171,7 +172,7 @@ def parse_time(value: Any) -> datetime:
     except ValueError:
         pass
     if s.isdigit() and len(s) == 14 and s[:2] in ("19", "20"):
-        return datetime.strptime(s, "%Y%m%d%H%M%S")  # compact 20240101103000, not an epoch
+        return _compact(s)  # 20240101103000, not an epoch
     if s.replace(".", "", 1).isdigit():
         return _from_epoch(float(s))
     if s.endswith((" UTC", " GMT")):
@@ -184,6 +185,13 @@ def parse_time(value: Any) -> datetime:
         except ValueError:
             continue
     raise ValueError(f"unrecognised time {s[:40]!r}")
+
+
+def _compact(s: str) -> datetime:
+    try:
+        return datetime.strptime(s, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise ValueError(f"unrecognised time {s!r}") from None
 
 
 def _from_epoch(v: float) -> datetime:

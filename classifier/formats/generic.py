@@ -55,7 +55,7 @@ HEAD_OBJECTS = 200
 
 
 def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fmt: str,
-                    nested: Iterable[str] = ()) -> dict[str, str]:
+                    nested: Iterable[str] = (), counts: dict[str, int] | None = None) -> dict[str, str]:
     """Our field -> the file's column name, for the fields the file has.
 
     >>> resolve_columns(["user", "content"], None, "csv")
@@ -83,12 +83,13 @@ def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fm
     for fld in FIELDS:
         if fld in out:
             continue
-        for alias in ALIASES[fld]:
-            col = lower.get(alias)
-            if col is not None and col not in taken:
-                out[fld] = col
-                taken.add(col)
-                break
+        # The first alias present; with ``counts`` (JSONL: how many objects carry each key), the
+        # most common one, so a metadata line's "name" does not take the place of every "from".
+        found = [c for c in (lower.get(a) for a in ALIASES[fld]) if c is not None and c not in taken]
+        if found:
+            col = max(found, key=lambda c: counts.get(c, 0)) if counts else found[0]
+            out[fld] = col
+            taken.add(col)
     if "text" not in out:
         raise GroupscoreError(
             f"{fmt}: no text column among {', '.join(avail) or '(none)'}; map one, e.g. --columns text=<name>")
@@ -142,7 +143,8 @@ def _s(v: Any) -> str:
 
 
 def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Message]:
-    rows = csv_rows(ctx, sniff_delimiter(ctx, delimiter, _KNOWN_COLUMNS), title_line=True)
+    known = _KNOWN_COLUMNS | {c.strip().lower() for c in (ctx.columns or {}).values()}
+    rows = csv_rows(ctx, sniff_delimiter(ctx, delimiter, known), title_line=True, known=known)
     _, header = next(rows, (0, []))
     if not header:
         return
@@ -173,8 +175,8 @@ def _read_delimited(ctx: ReadContext, delimiter: str, fmt: str) -> Iterator[Mess
             stats.skip(line, "no text")
             continue
         tv = row[t]
-        if d != absent and row[d] and (not tv or not any(m in tv for m in _DATE_MARKS)):
-            tv = f"{row[d]} {tv}" if tv else row[d]
+        if d != absent and row[d] and (not tv or (":" in tv and not any(m in tv for m in _DATE_MARKS))):
+            tv = f"{row[d]} {tv}" if tv else row[d]  # a time of day ("10:00:00"), never an epoch
         when = None
         if tv:
             try:
@@ -232,11 +234,12 @@ def read_jsonl(ctx: ReadContext) -> Iterator[Message]:
     head = list(itertools.islice(stream, HEAD_OBJECTS))
     if not head:
         return
-    seen: dict[str, None] = {}
+    seen: dict[str, int] = {}
     for _, obj in head:
-        seen.update(dict.fromkeys(obj))
-    mapping = resolve_columns(seen, ctx.columns, "jsonl", nested={k for _, o in head for k, v in o.items()
-                                                                  if v.__class__ is dict})
+        for k in obj:
+            seen[k] = seen.get(k, 0) + 1
+    mapping = resolve_columns(seen, ctx.columns, "jsonl", counts=seen,
+                              nested={k for _, o in head for k, v in o.items() if v.__class__ is dict})
     paths = [mapping.get(f) for f in FIELDS]
     if any(p is not None and "." in p for p in paths):
         getters = [_getter(p) for p in paths]

@@ -109,6 +109,7 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
         if head is None:
             s = line.strip()
             if s.startswith(("消息对象:", "消息对象：")):
+                ids_seen = False
                 if ctx.group is None:
                     group = s[5:].strip()
             elif s and not s.startswith(("消息记录", "=====", "消息分组")) and not orphan_reported:
@@ -123,6 +124,7 @@ def read_qq_txt(ctx: ReadContext) -> Iterator[Message]:
             stats.read += 1
             yield flush()
             head, body = None, []
+            ids_seen = False  # each chat decides for itself (friend chats are exported without numbers)
             if ctx.group is None and line[:4] == "消息对象":
                 group = line[5:].strip()
             continue

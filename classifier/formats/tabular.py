@@ -9,13 +9,14 @@ from .common import ReadContext
 from .textio import LineSource, sniff_encoding
 
 
-def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
+             known: frozenset[str] = frozenset()) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(0, header)`` first, then ``(line number, row)`` for every well-formed row.
 
     Rows with the wrong number of fields, or that the csv module rejects, are reported in
     ``ctx.stats`` with the line they start on and skipped; blank lines are ignored. With
-    ``title_line``, a one-cell first row followed by a wider row is a title above the header
-    (spreadsheet exports): reported and skipped.
+    ``title_line``, a one-cell first row that is not a ``known`` column name, followed by a wider
+    row, is a title above the header (spreadsheet exports): reported and skipped.
     """
     enc = ctx.encoding or sniff_encoding(ctx.path)
     ctx.stats.encoding = enc
@@ -36,7 +37,7 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False) -
         if ncol < 0:
             if row[0].startswith("\ufeff"):
                 row[0] = row[0][1:]
-            if title_line and len(row) == 1:
+            if title_line and len(row) == 1 and row[0].strip().lower() not in known:
                 title_line = False
                 title_at = src.start
                 pending = _next_row(reader, src)
@@ -80,13 +81,12 @@ def sniff_delimiter(ctx: ReadContext, default: str, known: frozenset[str] = froz
     from .textio import read_head
 
     head = read_head(ctx.path, ctx.encoding or sniff_encoding(ctx.path)).lstrip("\ufeff")
-    lines = [x for x in head.splitlines() if x.strip()][:2]
-    for line in lines:
-        if default in line or line.strip().lower() in known:
-            return default
-        cells = line.split(";")
-        if len(cells) >= 2 and all(0 < len(c.strip()) <= 30 for c in cells):  # looks like a header
-            return ";"
+    line = next((x for x in head.splitlines() if x.strip()), "")  # the header: never a data line
+    if default in line or line.strip().lower() in known:
+        return default
+    cells = line.split(";")
+    if len(cells) >= 2 and all(0 < len(c.strip()) <= 30 for c in cells):  # looks like a header
+        return ";"
     return default
 
 

@@ -29,6 +29,7 @@ from .common import (
     check_single_group,
     format_time,
     infer_kind,
+    is_system_text,
     parse_time,
     with_placeholder,
 )
@@ -51,7 +52,7 @@ _APP_KIND = {57: "reply", 5: "link", 4: "link", 3: "link", 33: "link", 36: "link
 # Text of messages whose payload is XML metadata: a label, then the <title> when there is one.
 _OTHER_LABEL = {(42, 0): "[名片]", (48, 0): "[位置]", (49, 19): "[聊天记录]"}
 _KIND_TYPE = {"text": (1, 0), "image": (3, 0), "voice": (34, 0), "video": (43, 0), "sticker": (47, 0),
-              "system": (10000, 0), "reply": (49, 57), "link": (49, 5), "file": (49, 6), "other": (49, 19)}
+              "system": (10000, 0), "reply": (49, 57), "link": (49, 5), "file": (49, 6), "other": (49, 0)}
 
 
 def _xml_tag(s: str, tag: str) -> str:
@@ -165,9 +166,11 @@ def read_wechatmsg_txt(ctx: ReadContext) -> Iterator[Message]:
         _, when, sender = head  # type: ignore[misc]
         if sender in SYSTEM_SENDERS:
             return Message(group=group, time=when, text="\n".join(body), kind="system")  # type: ignore[arg-type]
-        if not body:
+        if not body and (is_system_text(sender) or '"' in sender or "“" in sender):
             # WeChatMsg writes a system notice as one line (time + notice): no sender, no content
             return Message(group=group, time=when, text=sender, kind="system")  # type: ignore[arg-type]
+        if not body:
+            return Message(group=group, sender=sender, time=when, text="", kind="text")  # type: ignore[arg-type]
         text, kind = _txt_body(body)
         return Message(group=group, sender=sender, time=when, text=text, kind=kind)  # type: ignore[arg-type]
 
