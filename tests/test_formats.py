@@ -719,7 +719,23 @@ def test_telegram_account_chats_without_a_name_stay_apart(tmp_path):
                               chat({"name": None, "type": "personal_chat", "id": 3}, 3)]}}
     path = tmp_path / "result.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    assert [m.group for m in read(path)[0]] == ["运营群", "saved_messages 2", "personal_chat 3"]
+    msgs = read(path)[0]
+    assert [m.group for m in msgs] == ["运营群", "saved_messages 2", "personal_chat 3"]
+    assert [m.msg_id for m in msgs] == ["1:1", "2:2", "3:3"]  # ids count per chat: they carry it
+
+
+def test_telegram_account_chats_of_one_name_keep_their_replies_apart(tmp_path):
+    def msg(i, text, reply=None):
+        m = {"id": i, "type": "message", "date": f"2023-06-01T10:0{i}:00", "from": "A", "from_id": "user1", "text": text}
+        return m if reply is None else {**m, "reply_to_message_id": reply}
+    doc = {"chats": {"list": [
+        {"name": "运营群", "type": "private_group", "id": 10, "messages": [msg(1, "旧群的问题？")]},
+        {"name": "运营群", "type": "private_supergroup", "id": 20, "messages": [msg(1, "新群第一条"), msg(2, "回复", 1)]}]}}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    msgs = read(path)[0]
+    assert {m.group for m in msgs} == {"运营群"}                      # a migrated group stays one group
+    assert [(m.msg_id, m.reply_to) for m in msgs] == [("10:1", ""), ("20:1", ""), ("20:2", "20:1")]
 
 
 def test_discord_forwarded_message_reads_as_what_it_forwards(tmp_path):

@@ -14,6 +14,7 @@ read and the break is reported.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
@@ -156,6 +157,13 @@ def _message(msg: dict[str, Any], group: str) -> Message:
                    time=when, text=text, kind=kind, msg_id=str(msg["id"]), reply_to=reply_to)
 
 
+def _chat_ids(chat: str) -> Callable[[dict, str], Message]:
+    def build(msg: dict[str, Any], group: str) -> Message:
+        m = _message(msg, group)
+        return replace(m, msg_id=f"{chat}:{m.msg_id}", reply_to=f"{chat}:{m.reply_to}" if m.reply_to else "")
+    return build
+
+
 def _walk_chat(js: JsonStream, ctx: ReadContext, found: list[bool], nested: bool = False) -> Iterator[Message]:
     """A chat object (or a single-chat export's top level, or a whole-account export).
 
@@ -169,7 +177,12 @@ def _walk_chat(js: JsonStream, ctx: ReadContext, found: list[bool], nested: bool
             fallback = (f"{header.get('type') or 'chat'} {header['id']}" if nested and header.get("id") is not None
                         else ctx.default_group)
             group = ctx.group if ctx.group is not None else str(header.get("name") or fallback)
-            yield from stream_messages(js, ctx, group, _message)
+            build = _message
+            if nested and header.get("id") is not None:
+                # Message ids count per chat: in a whole-account export two chats of one name (a
+                # group and the supergroup it migrated to) are one group, so ids carry their chat.
+                build = _chat_ids(str(header["id"]))
+            yield from stream_messages(js, ctx, group, build)
         elif key in ("chats", "left_chats") and c == "{":
             for sub in js.iter_object():
                 if sub == "list" and js.peek() == "[":
