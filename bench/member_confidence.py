@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -42,11 +43,13 @@ for p in (REPO, REPO / "bench"):
 import composed_exports as ce  # noqa: E402
 
 from classifier import LABELS, GroupscoreError, Topic  # noqa: E402
+from classifier.base import DEFAULT_RELEVANCE_THRESHOLD  # noqa: E402
 from classifier.data import QQ_TOPIC  # noqa: E402
-from classifier.scoring import GroupScorer  # noqa: E402
+from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer, is_effective, is_sure  # noqa: E402
 from classifier.training import QQOutOfFold, qq_out_of_fold  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+HEAVY_RULE = "1 + n//10 sure (not used)"
 
 
 def load_oof(model: Path, shared: Path, cache: Path | None) -> QQOutOfFold:
@@ -64,12 +67,18 @@ def load_oof(model: Path, shared: Path, cache: Path | None) -> QQOutOfFold:
 
 
 def errors(oof: QQOutOfFold, stretches: int, seeds: int,
-           thresholds: Sequence[float] = THRESHOLDS) -> dict[float, list[float]]:
-    """Per threshold, predicted minus true effective activity for every stretch and seed."""
+           thresholds: Sequence[float] = THRESHOLDS, member_scale: float = 1.0) -> dict[Any, list[float]]:
+    """Per threshold, predicted minus true effective activity for every stretch and seed.
+
+    ``member_scale``: members times this (same messages), as ``composed_exports.py
+    --member-scale``. Also returned, under ``HEAVY_RULE``, a rule the README discusses and the
+    scorer does NOT use: a member needs 1 + n // 10 sure messages out of their n.
+    """
     train = np.flatnonzero(~oof.validation)
     probs = oof.calibrated()
-    spec = next(s for s in ce.SPECS if s.key == "games_real")
-    out: dict[float, list[float]] = {t: [] for t in thresholds}
+    spec = next(s for s in ce.SPECS if s.key == "games_real").scaled(1.0, member_scale)
+    out: dict[Any, list[float]] = {t: [] for t in thresholds}
+    out[HEAVY_RULE] = []
     for chunk in np.array_split(train, stretches):
         pools = ce.Pools(games=[ce.Item(oof.texts[i].strip(), oof.labels[i], "games", "qq_group") for i in chunk])
         pred = {oof.texts[i].strip(): (dict(zip(LABELS, probs[i].tolist())), float(oof.relevance[i])) for i in chunk}
@@ -82,14 +91,25 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
                     p, rel = pred[m.text]
                     scorer.add(m, max(p, key=p.get), p, rel)
                 out[t].append(scorer.result()["effective_activity"] - truth)
+            sure: Counter = Counter()
+            sent: Counter = Counter()
+            for m in group.messages:
+                p, rel = pred[m.text]
+                sent[m.sender] += 1
+                label = max(p, key=p.get)
+                p_eff = p["on_topic"] + (p["question"] if rel >= DEFAULT_RELEVANCE_THRESHOLD else 0.0)
+                sure[m.sender] += is_sure(is_effective(label, rel), p_eff, DEFAULT_MEMBER_CONFIDENCE)
+            active = sum(1 for k, n in sent.items() if sure[k] >= 1 + n // 10)
+            out[HEAVY_RULE].append(round(100 * active / len(sent), 1) - truth)
     return out
 
 
-def render(errs: dict[float, list[float]]) -> str:
+def render(errs: dict[Any, list[float]]) -> str:
     lines = ["| member confidence | groups | mean signed error | mean abs error | max abs error |",
              "|---:|---:|---:|---:|---:|"]
     for t, e in errs.items():
-        lines.append(f"| {t:g} | {len(e)} | {statistics.mean(e):+.1f} | {statistics.mean(map(abs, e)):.1f} | "
+        name = t if isinstance(t, str) else f"{t:g}"
+        lines.append(f"| {name} | {len(e)} | {statistics.mean(e):+.1f} | {statistics.mean(map(abs, e)):.1f} | "
                      f"{max(map(abs, e)):.1f} |")
     return "\n".join(lines)
 
@@ -101,17 +121,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache", default=None, help="npz file: out-of-fold predictions, written once and reused")
     ap.add_argument("--stretches", type=int, default=4)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--member-scales", default="1",
+                    help="comma-separated: members times each (same messages), e.g. 0.25,0.5,1,2")
     args = ap.parse_args(argv)
     try:
         oof = load_oof(Path(args.model), Path(args.shared), Path(args.cache) if args.cache else None)
-        errs = errors(oof, args.stretches, args.seeds)
-    except GroupscoreError as err:
+        scales = [float(x) for x in args.member_scales.split(",") if x.strip()]
+        n = int((~oof.validation).sum())
+        print(f"qq_group training rows (out-of-fold predictions): {n}, in {args.stretches} stretches x "
+              f"{args.seeds} member assignments; error = predicted - true effective activity, points")
+        for scale in scales:
+            print(f"\nmembers x{scale:g} (same messages)\n")
+            print(render(errors(oof, args.stretches, args.seeds, member_scale=scale)))
+    except (GroupscoreError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    n = int((~oof.validation).sum())
-    print(f"qq_group training rows (out-of-fold predictions): {n}, in {args.stretches} stretches x "
-          f"{args.seeds} member assignments; error = predicted - true effective activity, points\n")
-    print(render(errs))
     return 0
 
 
