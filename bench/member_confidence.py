@@ -45,7 +45,8 @@ import composed_exports as ce  # noqa: E402
 from classifier import LABELS, GroupscoreError, Topic  # noqa: E402
 from classifier.base import DEFAULT_RELEVANCE_THRESHOLD  # noqa: E402
 from classifier.data import QQ_TOPIC  # noqa: E402
-from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer, is_effective, is_sure  # noqa: E402
+from classifier.scoring import (DEFAULT_MEMBER_CONFIDENCE, GroupScorer, effective_probability,  # noqa: E402
+                                is_effective, is_sure)
 from classifier.training import QQOutOfFold, qq_out_of_fold  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
@@ -82,6 +83,8 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
     for chunk in np.array_split(train, stretches):
         pools = ce.Pools(games=[ce.Item(oof.texts[i].strip(), oof.labels[i], "games", "qq_group") for i in chunk])
         pred = {oof.texts[i].strip(): (dict(zip(LABELS, probs[i].tolist())), float(oof.relevance[i])) for i in chunk}
+        p_eff = dict(zip((oof.texts[i].strip() for i in chunk),
+                         effective_probability(probs[chunk], oof.relevance[chunk], DEFAULT_RELEVANCE_THRESHOLD).tolist()))
         for seed in range(seeds):
             group = ce.compose_group(spec, pools, seed)
             truth = ce.true_scores(group)["effective_activity"]
@@ -96,9 +99,7 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
             for m in group.messages:
                 p, rel = pred[m.text]
                 sent[m.sender] += 1
-                label = max(p, key=p.get)
-                p_eff = p["on_topic"] + (p["question"] if rel >= DEFAULT_RELEVANCE_THRESHOLD else 0.0)
-                sure[m.sender] += is_sure(is_effective(label, rel), p_eff, DEFAULT_MEMBER_CONFIDENCE)
+                sure[m.sender] += is_sure(is_effective(max(p, key=p.get), rel), p_eff[m.text], DEFAULT_MEMBER_CONFIDENCE)
             active = sum(1 for k, n in sent.items() if sure[k] >= 1 + n // 10)
             out[HEAVY_RULE].append(round(100 * active / len(sent), 1) - truth)
     return out

@@ -269,7 +269,8 @@ class GroupScorer:
         p_eff = None
         if probs is not None:
             rel = 0.0 if relevance is None else relevance
-            p_eff = probs.get(_ON_TOPIC, 0.0) + (probs.get(_QUESTION, 0.0) if rel >= self.relevance_threshold else 0.0)
+            p_eff = float(effective_probability([[probs.get(lab, 0.0) for lab in LABELS]], [rel],
+                                                self.relevance_threshold)[0])
         return self.add_many(((msg, label, relevance, p_eff),)) == 1
 
     def add_many(self, records: Iterable[tuple[Message, str | None, float | None, float | None]]) -> int:
