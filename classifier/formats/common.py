@@ -212,6 +212,15 @@ def format_time(t: datetime | None, sep: str = " ") -> str:
     return t.isoformat(sep=sep)
 
 
+def labelled(label: str, *parts: Any) -> str:
+    """Text of a message that is not typed text: a bracketed label, then its non-empty parts.
+
+    >>> labelled("[位置]", "人民公园", None, "")
+    '[位置] 人民公园'
+    """
+    return " ".join([label, *(str(p) for p in parts if p)])
+
+
 def with_placeholder(kind: str, caption: str) -> str:
     """Text of a non-text message: its placeholder, then the caption if any."""
     ph = PLACEHOLDERS.get(kind)

@@ -63,6 +63,7 @@ def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fm
     """
     avail = list(available)
     lower = {a.strip().lower(): a for a in avail}
+    nested = set(nested)
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
@@ -73,7 +74,7 @@ def resolve_columns(available: Iterable[str], columns: dict[str, str] | None, fm
         if fld in columns:
             col = columns[fld]
             if col not in avail and col.lower() not in lower:
-                if "." in col and col.split(".", 1)[0] in set(nested):  # JSONL: a key inside an object
+                if "." in col and col.split(".", 1)[0] in nested:  # JSONL: a key inside an object
                     out[fld] = col
                     taken.add(col)
                     continue
@@ -260,10 +261,9 @@ def _getter(path: str | None):
     """Value of a (dotted: ``sender.nickname``) key in a JSON object; None when absent."""
     if path is None:
         return lambda obj: None
-    keys = path.split(".") if path.count(".") and "." not in path[:1] else [path]
-    if len(keys) == 1:
-        key = keys[0]
-        return lambda obj: obj.get(key)
+    if "." not in path:
+        return lambda obj: obj.get(path)
+    keys = path.split(".")
 
     def get(obj: dict) -> Any:
         if path in obj:  # a key that itself contains a dot

@@ -75,9 +75,9 @@ def _next_row(reader, src) -> tuple[int, list[str]] | None:
 
 
 def sniff_delimiter(ctx: ReadContext, default: str, known: frozenset[str] = frozenset()) -> str:
-    """``;`` for a file whose header (or the line after a title) splits on ``;`` but not on
-    ``default`` (European spreadsheets), else ``default``. A first line that is one ``known``
-    column name is a one-column header: the default stays."""
+    """``;`` for a file whose header (its first line) splits on ``;`` but not on ``default``
+    (European spreadsheets), else ``default``. A header that is one ``known`` column name is a
+    one-column header: the default stays."""
     from .textio import read_head
 
     head = read_head(ctx.path, ctx.encoding or sniff_encoding(ctx.path)).lstrip("\ufeff")

@@ -22,7 +22,7 @@ import orjson
 
 from ..base import GroupscoreError
 from ..records import Message
-from .common import ReadContext, caption_of, infer_kind, parse_time, peek_group, with_placeholder
+from .common import ReadContext, caption_of, infer_kind, labelled, parse_time, peek_group, with_placeholder
 from .jsonstream import JsonStream, JsonSyntaxError
 from .textio import BAD, sniff_encoding
 
@@ -107,12 +107,12 @@ def _other_text(msg: dict[str, Any]) -> str:
     poll = msg.get("poll")
     if isinstance(poll, dict):
         answers = [str(a.get("text") or "") for a in poll.get("answers") or () if isinstance(a, dict)]
-        return " ".join(x for x in ["[投票]", str(poll.get("question") or ""), " / ".join(a for a in answers if a)] if x)
+        return labelled("[投票]", poll.get("question"), " / ".join(a for a in answers if a))
     if msg.get("place_name") or msg.get("address"):
-        return " ".join(x for x in ("[位置]", str(msg.get("place_name") or ""), str(msg.get("address") or "")) if x)
+        return labelled("[位置]", msg.get("place_name"), msg.get("address"))
     contact = msg.get("contact_information")
     if isinstance(contact, dict):
-        return " ".join(x for x in ("[名片]", str(contact.get("first_name") or ""), str(contact.get("last_name") or "")) if x)
+        return labelled("[名片]", contact.get("first_name"), contact.get("last_name"))
     return "[位置]" if "location_information" in msg else ""
 
 
@@ -142,7 +142,7 @@ def _message(msg: dict[str, Any], group: str) -> Message:
         kind = "other"
         text = text or _other_text(msg)
     elif "game_title" in msg and not text:
-        kind, text = "other", f"[游戏] {msg['game_title']}".strip()
+        kind, text = "other", labelled("[游戏]", msg["game_title"])
     else:
         kind = infer_kind(text)
     if kind == "sticker" and not text:

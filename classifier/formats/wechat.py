@@ -30,6 +30,7 @@ from .common import (
     format_time,
     infer_kind,
     is_system_text,
+    labelled,
     parse_time,
     with_placeholder,
 )
@@ -83,7 +84,7 @@ def _wechat_text(kind: str, content: str, type_key: tuple[int, int] = (1, 0)) ->
     elif kind == "other" and (is_xml or type_key in _OTHER_LABEL):
         # never the raw XML: a label and the title (a forwarded chat record's title, say)
         title = _xml_tag(content, "title") if is_xml else content
-        content = " ".join(x for x in (_OTHER_LABEL.get(type_key, "[其他消息]"), title) if x)
+        content = labelled(_OTHER_LABEL.get(type_key, "[其他消息]"), title)
     elif kind in PLACEHOLDERS and is_xml:
         content = ""  # image/voice/video/sticker payloads are XML metadata, not text
     return with_placeholder(kind, content) if kind in PLACEHOLDERS else content
