@@ -444,6 +444,9 @@ class Run:
 
 
 FIGURES = ("verticality", "effective_activity", "effective_message_share", "ad_rate")
+# The scorer's label-counted verticality, compared with the same truth: what counting the
+# messages' labels would report instead of the expected number (see classifier.scoring).
+LABELLED = "verticality_labelled"
 
 
 def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, workdir: Path,
@@ -481,7 +484,8 @@ def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, wor
             sure.append(bool(rec["sure"]))
     truth = true_scores(group)
     return Run(group.spec.key, fmt, topic_mode,
-               {k: truth[k] for k in FIGURES}, {k: pred[k] for k in FIGURES},
+               {**{k: truth[k] for k in FIGURES}, LABELLED: truth["verticality"]},
+               {k: pred[k] for k in (*FIGURES, LABELLED)},
                read=report["inputs"][0]["read"], written=len(group.messages), seconds=round(seconds, 2),
                pred_labels=labels, pred_effective=effective, pred_sure=sure)
 
@@ -562,7 +566,7 @@ class BenchResult:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for topic in sorted({r.topic for r in self.runs}):
-            for key in ("verticality", "effective_activity"):
+            for key in ("verticality", "effective_activity", LABELLED):
                 errs = self.errors(key, topic)
                 out[f"{topic}/{key}"] = {"mean": round(statistics.fmean(errs), 1) if errs else None,
                                          "max": max(errs) if errs else None, "runs": len(errs)}
@@ -714,14 +718,15 @@ def render_markdown(res: BenchResult) -> str:
         "",
         "## Errors (points)",
         "",
-        "| group | format | topic | V true | V pred | V err | EA true | EA pred | EA err | read/written |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| group | format | topic | V true | V pred | V err | V labelled (err) | EA true | EA pred | EA err | read/written |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res.runs:
         flag = "" if r.read == r.written else " ⚠"
         lines.append(
             f"| {r.group} | {r.format} | {r.topic} | {_f(r.true['verticality'])} | {_f(r.predicted['verticality'])} "
-            f"| {_f(r.error('verticality'))} | {_f(r.true['effective_activity'])} "
+            f"| {_f(r.error('verticality'))} | {_f(r.predicted.get(LABELLED))} ({_f(r.error(LABELLED))}) "
+            f"| {_f(r.true['effective_activity'])} "
             f"| {_f(r.predicted['effective_activity'])} | {_f(r.error('effective_activity'))} "
             f"| {r.read}/{r.written}{flag} |")
     spread = res.format_spread()
@@ -731,6 +736,8 @@ def render_markdown(res: BenchResult) -> str:
     for key, s in res.summary().items():
         topic, fig = key.split("/")
         ok = "–" if s["max"] is None else ("yes" if s["max"] <= BAR else "NO")
+        if fig == LABELLED:
+            fig, ok = f"{fig} (not reported as verticality)", ok + ", for comparison"
         lines.append(f"| {topic} | {fig} | {_f(s['mean'])} | {_f(s['max'])} | {s['runs']} | {ok} |")
     lines += ["", "## Where the errors come from", "",
               "Message level, all groups pooled (first format per group): how often each source category "

@@ -21,7 +21,10 @@ This script chooses t on the qq_group TRAINING rows:
     python bench/member_confidence.py --cache /tmp/gs/oof.npz      # ~10 min the first time
 
 Prints a Markdown table: per t, the mean signed, mean absolute and largest absolute error in
-points over all stretches and seeds.
+points over all stretches and seeds. Then, from the same out-of-fold predictions, verticality
+per stretch and for the whole chat: true (gold labels; every qq_group question is about the
+group's games, so on-topic), counted on labels (``verticality_labelled``) and as expected
+numbers (``verticality``, the sum of the probabilities): the evidence for how the scorer counts.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from classifier.data import QQ_TOPIC  # noqa: E402
 from classifier.scoring import (DEFAULT_MEMBER_CONFIDENCE, GroupScorer, effective_probability,  # noqa: E402
                                 is_effective, is_sure)
 from classifier.training import QQOutOfFold, qq_out_of_fold  # noqa: E402
+from classifier.records import Message  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 HEAVY_RULE = "1 + n//10 sure (not used)"
@@ -105,6 +109,33 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
     return out
 
 
+def verticality_rows(oof: QQOutOfFold, stretches: int) -> list[tuple[str, int, float, float, float]]:
+    """(stretch, messages, true, labelled, expected) verticality of the training rows in chat order."""
+    train = np.flatnonzero(~oof.validation)
+    train = train[np.argsort(np.asarray(oof.seq)[train], kind="stable")]
+    probs = oof.calibrated()
+    rows = []
+    parts = [("all", train)] + [(str(k + 1), c) for k, c in enumerate(np.array_split(train, stretches))]
+    for name, idx in parts:
+        truth, pred = GroupScorer("qq", Topic(QQ_TOPIC)), GroupScorer("qq", Topic(QQ_TOPIC))
+        for k, i in enumerate(idx):
+            m = Message(group="qq", sender=f"m{k % 7}", text=oof.texts[i])
+            gold = oof.labels[i]
+            truth.add(m, gold, None, 1.0 if gold in ("on_topic", "question") else 0.0)
+            p = dict(zip(LABELS, probs[i].tolist()))
+            pred.add(m, max(p, key=p.get), p, float(oof.relevance[i]))
+        t, r = truth.result(), pred.result()
+        rows.append((name, len(idx), t["verticality"], r["verticality_labelled"], r["verticality"]))
+    return rows
+
+
+def render_verticality(rows) -> str:
+    lines = ["| stretch | messages | true | labelled (error) | expected (error) |", "|---|---:|---:|---:|---:|"]
+    for name, n, t, lab, exp in rows:
+        lines.append(f"| {name} | {n} | {t:.1f} | {lab:.1f} ({lab - t:+.1f}) | {exp:.1f} ({exp - t:+.1f}) |")
+    return "\n".join(lines)
+
+
 def render(errs: dict[Any, list[float]]) -> str:
     lines = ["| member confidence | groups | mean signed error | mean abs error | max abs error |",
              "|---:|---:|---:|---:|---:|"]
@@ -134,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scale in scales:
             print(f"\nmembers x{scale:g} (same messages)\n")
             print(render(errors(oof, args.stretches, args.seeds, member_scale=scale)))
+        print("\nverticality of the same training rows in chat order (points)\n")
+        print(render_verticality(verticality_rows(oof, args.stretches)))
     except (GroupscoreError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -178,9 +178,6 @@ def test_a_broken_classifier_fails_the_bar(pools, tmp_path, label, relevance):
 
 
 # ---------------------------------------------------------------------- the bar
-# Verticality of the real QQ game chat is the known miss (13.0 given / 12.2 induced: on_topic
-# recall in real chat); it is held to a regression guard, every other figure to the bar.
-VERTICALITY_MISS = {"games_real": 15.0}
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +204,7 @@ def test_default_model_within_the_bar(full_bench):
     assert len(res.runs) == len(ce.SPECS) * len(ce.TOPIC_MODES)
     for r in res.runs:
         assert r.error("effective_activity") <= BAR, _table(res)
-        assert r.error("verticality") <= VERTICALITY_MISS.get(r.group, BAR), _table(res)
+        assert r.error("verticality") <= BAR, _table(res)
 
 
 @needs_model
@@ -223,7 +220,19 @@ def test_topics_the_model_never_trained_with_stay_within_the_bar(pools, tmp_path
     assert {g["topic_given"] for g in res.groups} == set(ce.UNSEEN_TOPICS.values())
     for r in res.runs:
         assert r.error("effective_activity") <= BAR, _table(res)
-        assert r.error("verticality") <= VERTICALITY_MISS.get(r.group, BAR), _table(res)
+        assert r.error("verticality") <= BAR, _table(res)
+
+
+@needs_model
+def test_counting_labels_under_estimates_the_verticality_of_real_chat(full_bench):
+    # Verticality is counted as expected numbers (sums of probabilities). Counting labels
+    # instead misses the bar on the real QQ chat, where on_topic recall is low: that is why.
+    res = full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    for r in res.runs:
+        if r.group == "games_real":
+            assert r.predicted[ce.LABELLED] < r.predicted["verticality"] < r.true["verticality"], _table(res)
+            assert r.error(ce.LABELLED) > BAR, _table(res)
+    assert sum(res.errors("verticality")) < sum(res.errors(ce.LABELLED))
 
 
 @needs_model

@@ -50,8 +50,16 @@ def test_basic_figures_by_hand():
     assert r["members_base"] == 4 and r["members_base_source"] == "distinct_senders"
     assert r["effective_members"] == 2                       # B and C
     assert r["effective_activity"] == 50.0                   # 2 / 4
-    assert r["effective_message_share"] == 44.4              # 4 / 9
-    assert r["verticality"] == 57.1                          # 4 / (9 - 2)
+    # labels counted: 4 effective of 9 messages, 2 of them ads
+    assert r["effective_message_share_labelled"] == 44.4     # 4 / 9
+    assert r["verticality_labelled"] == 57.1                 # 4 / (9 - 2)
+    # expected numbers: the fake gives 0.9 to its label and 1/30 to each other one, so
+    # p(effective) = 0.9 + 1/30 for the 4 effective messages (p(on_topic) + p(question) or the
+    # reverse, relevance 0.9) and 1/30 (p(on_topic)) for the 5 others; p(ad) = 0.9 for the 2 ads,
+    # 1/30 for the 7 others
+    assert r["effective_messages_expected"] == 3.9            # 4 * (0.9 + 1/30) + 5/30
+    assert r["effective_message_share"] == 43.3              # 3.9 / 9
+    assert r["verticality"] == 56.0                          # 3.9 / (9 - (1.8 + 7/30))
     assert r["ad_rate"] == 22.2                              # 2 / 9
     assert r["flood_messages"] == 2 and r["flood_rate"] == 22.2
     q = r["questions"]
@@ -114,8 +122,12 @@ def test_zero_denominators_are_null():
     assert only_system["effective_activity"] is None and only_system["effective_message_share"] is None
 
     only_ads = score([msg(0, "D", "加V 领资料"), msg(1, "E", "扫码进群")])
-    assert only_ads["verticality"] is None                   # 0 / (2 - 0 - 2)
-    assert only_ads["ad_rate"] == 100.0 and only_ads["effective_message_share"] == 0.0
+    assert only_ads["verticality_labelled"] is None          # 0 / (2 - 0 - 2)
+    assert only_ads["verticality"] is None                   # 2 - 2 * 0.9 = 0.2 expected non-ads: under one
+    one_chat = score([msg(0, "D", "加V 领资料"), msg(1, "E", "扫码进群"), msg(2, "F", "今天天气好")])
+    assert one_chat["verticality"] == 8.6                   # (3/30) / (3 - 1.8 - 1/30)
+    assert only_ads["ad_rate"] == 100.0 and only_ads["effective_message_share_labelled"] == 0.0
+    assert only_ads["effective_message_share"] == 3.3          # an expected number: 2 * 1/30 of p(on_topic)
     assert only_ads["effective_activity"] == 0.0
     assert pct(1, 0) is None and pct(1, 3) == 33.3
 
@@ -269,10 +281,10 @@ def test_add_many_equals_add_one_by_one_and_an_error_keeps_counts_consistent():
     # probabilities vary so that some effective messages are sure and some are not
     probs = [{"on_topic": 0.1 * (i % 10), "question": 0.05 * (i % 7)} for i in range(12)]
     records = [(msg(i, f"u{i % 3}", f"红石 {i}"), "on_topic" if i % 2 else "question", 0.9 if i % 4 else 0.2,
-                probs[i]["on_topic"] + (probs[i]["question"] if (0.9 if i % 4 else 0.2) >= 0.5 else 0.0))
+                probs[i]["on_topic"] + (probs[i]["question"] if (0.9 if i % 4 else 0.2) >= 0.5 else 0.0), 0.0)
                for i in range(12)]
     one, many = GroupScorer("g", Topic(source="given")), GroupScorer("g", Topic(source="given"))
-    for (m, label, rel, _), p in zip(records, probs):
+    for (m, label, rel, _, _), p in zip(records, probs):
         one.add(m, label, p, rel)
     assert many.add_many(records[:5]) + many.add_many(records[5:]) == one.effective
     assert many.result() == one.result()
@@ -280,7 +292,7 @@ def test_add_many_equals_add_one_by_one_and_an_error_keeps_counts_consistent():
 
     broken = GroupScorer("g", Topic(source="given"))
     with pytest.raises(GroupscoreError):
-        broken.add_many(records[:3] + [(msg(9, "x", "?"), "bogus", 0.9, None)])
+        broken.add_many(records[:3] + [(msg(9, "x", "?"), "bogus", 0.9, None, None)])
     # what was accounted before the bad record stays coherent: effective messages = effective sum
     assert broken.effective == sum(m.effective for m in broken._members.values()) == 2
 
@@ -296,7 +308,10 @@ def test_effective_activity_counts_a_member_on_a_sure_effective_message():
             msg(60 * 24, "B", "大概 运营 分层")]    # next day, unsure again
     r = score(msgs)
     assert r["member_confidence"] == DEFAULT_MEMBER_CONFIDENCE == 0.75
-    assert r["effective_messages"] == 5 and r["verticality"] == 83.3     # messages are unaffected: 5 / 6
+    assert r["effective_messages"] == 5 and r["verticality_labelled"] == 83.3  # labels are unaffected: 5 / 6
+    # expected numbers: p(effective) 0.9 + 1/30 (A), 0.6 + 0.4/3 (four unsure), 1/30 (C);
+    # p(ad) 1/30 (A, C), 0.4/3 (the unsure four)
+    assert r["verticality"] == 72.2                          # 3.9 / (6 - 0.6)
     assert r["effective_members"] == 1 and r["effective_activity"] == 25.0  # A of A, B, C, D
     assert r["effective_members_any"] == 3                                   # A, B, D
     assert [d["effective_members"] for d in r["daily"]] == [1, 0]

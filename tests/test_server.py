@@ -255,7 +255,10 @@ def test_score_matches_library_call() -> None:
     assert got["group"] == "增长群"
     assert got["effective_messages"] == 2
     assert got["effective_activity"] == 20.0  # 2 effective members / 10 members
-    assert got["verticality"] == 66.7  # 2 / (5 - 1 system - 1 ad)
+    assert got["verticality_labelled"] == 66.7  # 2 / (5 - 1 system - 1 ad)
+    # expected numbers (this fake: 0.7 on its label, 0.1 on each other): p(effective) 0.7 + 0.1
+    # for 甲 and 乙 (both relevant), 0.1 for 丙 and 丁; p(ad) 0.7 for 丙, 0.1 for the three others
+    assert got["verticality"] == 60.0  # (2 * 0.8 + 2 * 0.1) / (4 - 1.0)
     assert got["ad_rate"] == 25.0  # 1 / (5 - 1 system)
 
 
