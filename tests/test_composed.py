@@ -257,7 +257,7 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["settings"]["validation_only"] is True
     assert len(data["runs"]) == 1 and data["runs"][0]["error_verticality"] is not None
-    assert set(data["summary"]) == {"given/verticality", "given/effective_activity"}
+    assert set(data["summary"]) == {"given/verticality", "given/effective_activity", "given/verticality_labelled"}
 
 
 def test_cli_rejects_an_unknown_group_in_one_line(capsys):
