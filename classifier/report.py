@@ -93,7 +93,8 @@ def summary_table(report: dict[str, Any]) -> Table:
     counted = (f"members with an on-topic message the model is ≥ {conf:.0%} sure of" if conf
                else "members with an on-topic message")
     table.caption = (f"act = 有效活跃度 effective activity: {counted} ÷ base; eff = those members / members "
-                     "with any on-topic message; share = effective message share, vert = 垂直度 verticality, "
+                     "with any on-topic message; share = effective message share, vert = 垂直度 verticality (both "
+                     "estimated from the model's probabilities, not counted on labels), "
                      "ans = questions answered; base* = given member count (else distinct senders)\ntopics: "
                      + "; ".join(topics))
     table.caption_justify = "left"
@@ -271,11 +272,14 @@ def _effective_members_text(g: dict[str, Any]) -> str:
 
 def _members_note(report: dict[str, Any]) -> str:
     conf = report.get("settings", {}).get("member_confidence")
+    vert = ("垂直度 is the expected share of on-topic messages among the non-ads, summed from the model's "
+            "probabilities (counting labels under-counts the talk the model is unsure of); each group also "
+            "shows the share by labels.")
     if not conf:
-        return ""
+        return f'<p class="meta">{vert}</p>'
     return (f'<p class="meta">有效活跃度 counts a member on an on-topic message the model is at least {conf:.0%} '
             "sure of (a single doubtful message does not make a chatter active); each group shows how many "
-            "members have any on-topic message.</p>")
+            f"members have any on-topic message. {vert}</p>")
 
 
 def _kpi(label: str, value: str, warn: bool = False) -> str:
@@ -313,8 +317,10 @@ def _group_html(g: dict[str, Any]) -> str:
         g["members_base_source"], g["members_base_source"])
     kpis = "".join([
         _kpi(f"有效活跃度 effective activity ({_effective_members_text(g)})", _fmt_pct(g["effective_activity"])),
-        _kpi("effective message share", _fmt_pct(g["effective_message_share"])),
-        _kpi("垂直度 verticality", _fmt_pct(g["verticality"])),
+        _kpi(f"effective message share (estimated; by labels {_fmt_pct(g.get('effective_message_share_labelled'))})",
+             _fmt_pct(g["effective_message_share"])),
+        _kpi(f"垂直度 verticality (estimated; by labels {_fmt_pct(g.get('verticality_labelled'))})",
+             _fmt_pct(g["verticality"])),
         _kpi("ad rate", _fmt_pct(g["ad_rate"]), warn=(g["ad_rate"] or 0) >= 10),
         _kpi(f"questions answered ({q['answered']}/{q['count']})", _fmt_pct(q["answered_rate"])),
         _kpi("median time to first answer", _fmt_seconds(q["median_seconds_to_first_answer"])),
