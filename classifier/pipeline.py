@@ -603,9 +603,12 @@ class _CsvSink:
 
 
 def _record_bytes(m: Message, fragment: bytes) -> bytes:
-    # orjson serialises the slots dataclass natively (fields in declaration order, time as
-    # ISO 8601, null when unknown): much cheaper than building a dict per message.
-    return orjson.dumps(m)[:-1] + b"," + fragment + b"}"
+    # The record's fields in declaration order (time as ISO 8601, null when unknown), as
+    # orjson.dumps(m) writes the dataclass, but from a dict literal: orjson's dataclass path
+    # took ~1.0 µs per record, this ~0.45 (tests/test_speed_parity.py holds them equal).
+    return orjson.dumps({"group": m.group, "sender": m.sender, "sender_id": m.sender_id, "time": m.time,
+                         "text": m.text, "kind": m.kind, "msg_id": m.msg_id,
+                         "reply_to": m.reply_to})[:-1] + b"," + fragment + b"}"
 
 
 def _model_summary(classifier: Classifier) -> dict[str, Any]:

@@ -376,3 +376,24 @@ def test_prediction_cache_is_bounded():
         assert cb.labels == ref.labels and cb.index == ref.index
         np.testing.assert_allclose(cb.probs, ref.probs)
         assert len(cache) <= 10
+
+
+def test_jsonl_record_writer_equals_serialising_the_dataclass():
+    # _record_bytes spells the Message fields out for speed; a field added to Message must
+    # reach messages.jsonl too, and every value must come out as orjson writes the dataclass.
+    from dataclasses import fields
+    from datetime import datetime, timedelta, timezone
+
+    import orjson
+
+    from classifier.pipeline import _record_bytes
+    from classifier.records import Message
+
+    tail = b'"label":"ad","system":false'
+    msgs = [Message(), Message(group="群", sender="小明", sender_id="42", time=datetime(2024, 3, 4, 10, 0, 5, 123456),
+                               text='引号" \\ 换行\n😀', kind="reply", msg_id="7", reply_to="3"),
+            Message(text="x", time=datetime(2024, 3, 4, 10, 0, tzinfo=timezone(timedelta(hours=8))))]
+    for m in msgs:
+        line = _record_bytes(m, tail)
+        assert line == orjson.dumps(m)[:-1] + b"," + tail + b"}"
+        assert list(orjson.loads(line))[:len(fields(Message))] == [f.name for f in fields(Message)]
