@@ -606,7 +606,7 @@ class BenchResult:
             "category_rates": [{"topic": t, "category": h, **v} for (t, h), v in sorted(self.category_rates().items())],
             "groups": self.groups,
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective", "pred_sure")}
-                     | {f"error_{k}": r.error(k) for k in FIGURES} for r in self.runs],
+                     | {f"error_{k}": r.error(k) for k in (*FIGURES, LABELLED)} for r in self.runs],
             "breakdown": self.breakdown,
         }
 

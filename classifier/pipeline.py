@@ -61,6 +61,7 @@ DEFAULT_BATCH = 2048
 # 收到 / 哈哈 / [图片] are classified once per run instead of once per batch. On a 1M-message
 # export 200k (~25 MB plus the texts) classifies 285k texts; 50k would classify 350k.
 CACHE_ITEMS = 200_000
+MIN_CACHE_ITEMS = 10_000  # per topic, however many topics share CACHE_ITEMS
 GROUP_CONFIG_KEYS = {"topic", "keywords", "members", "admins"}
 SYSTEM_REDACTED = "[system]"
 
@@ -329,12 +330,12 @@ class _Run:
     ) -> None:
         self.classifier = classifier
         self.context_model = getattr(classifier, "context_", None) if context else None
-        # With a worker pool: batches in flight (submitted, consumed in order) and, per topic,
-        # the texts a worker is already classifying (so a repeat in the next batch waits for it).
+        # With a worker pool: batches in flight (submitted, consumed in order). A text a worker
+        # is still classifying sits in its topic's cache as ``(job, row)`` until its batch is
+        # consumed, so a repeat in the next batch waits for that row instead of being sent again.
         self.pool = pool
         self.depth = depth
         self._queue: deque = deque()
-        self._inflight: dict[int, dict[str, tuple[_Job, int]]] = {}
         self.config = validate_groups_config(dict(groups_config)) if groups_config else {}
         self.topic_text = topic
         self._shared_topic: Topic | None = None
@@ -418,30 +419,36 @@ class _Run:
 
     # ---- parallel classification: batches in flight, consumed strictly in submission order
     def _submit(self, g: _Group, batch: list[Message]) -> None:
-        """Send the batch's distinct texts that are neither cached nor in flight to a worker."""
+        """Send the batch's distinct texts that are neither cached nor in flight to a worker.
+
+        The cache sees exactly the gets and puts, in the same order, that the serial
+        :func:`classify_batch` makes: so the same texts are classified in the same batches
+        (and the rows come out bit for bit the same) even after the cache turns over.
+        """
         cache = self._cache_for(g.topic)
-        inflight = self._inflight.setdefault(id(g.topic), {})
         index, texts = distinct_index(batch)
         # Where each distinct text's row comes from: a cached row (copied now, the cache may be
-        # cleared before this batch is consumed), an earlier job's row, or this job's row.
+        # cleared before this batch is consumed), an earlier job's row (an in-flight entry), or
+        # this job's row.
+        get = cache.get
+        got = [get(t) for t in texts]  # all looked up before any put, as classify_batch does
         sources: list[tuple[Any, Any]] = []
         todo: list[str] = []
         job = _Job(g.topic)
-        get = cache.get
-        for t in texts:
-            hit = get(t)
-            if hit is not None:
+        for t, hit in zip(texts, got):
+            if hit is None:
+                ref = (job, len(todo))
+                todo.append(t)
+                sources.append(ref)
+            elif isinstance(hit, bytes):
                 sources.append((None, hit))
-                continue
-            prev = inflight.get(t)
-            if prev is not None:
-                sources.append(prev)
-                continue
-            inflight[t] = ref = (job, len(todo))
-            todo.append(t)
-            sources.append(ref)
+            else:  # (job, row) of a batch still in flight
+                sources.append(hit)
         cache.hits += len(texts) - len(todo)
         cache.misses += len(todo)
+        put = cache.put
+        for k, t in enumerate(todo):
+            put(t, (job, k))
         job.texts = todo
         if todo:
             if self._worker_behind():
@@ -477,13 +484,16 @@ class _Run:
         if cached:
             probs[cached_at], relevance[cached_at] = unpack_rows(cached)
         if job.texts:
+            # The in-flight entries this job left in the cache, where they still are, become
+            # rows (in place: the cache's order and generations stay as the serial run's).
             cache = self._cache_for(g.topic)
-            inflight = self._inflight[id(g.topic)]
-            put = cache.put
+            rows, old = cache.rows, cache.old
             for t, b in zip(job.texts, pack_rows(job.probs, job.relevance)):
-                put(t, b)
-                if inflight.get(t, (None,))[0] is job:
-                    del inflight[t]
+                for gen in (rows, old):
+                    hit = gen.get(t)
+                    if hit is not None and not isinstance(hit, bytes) and hit[0] is job:
+                        gen[t] = b
+                        break
         labels = [LABELS[j] for j in probs.argmax(axis=1)] if n else []
         self._emit(g, batch, ClassifiedBatch(index, labels, probs, relevance))
 
@@ -495,7 +505,7 @@ class _Run:
         hit = self._caches.get(id(topic))
         if hit is None:
             # Keep the topic referenced so its id is not reused while the cache lives.
-            per = max(10_000, CACHE_ITEMS // (len(self._caches) + 1))
+            per = max(MIN_CACHE_ITEMS, CACHE_ITEMS // (len(self._caches) + 1))
             for _, c in self._caches.values():
                 c.resize(per)
             hit = self._caches[id(topic)] = (topic, PredictionCache(per))
@@ -603,6 +613,8 @@ class _CsvSink:
 
 
 def _record_bytes(m: Message, fragment: bytes) -> bytes:
+    if type(m) is not Message:  # a subclass's own fields are written as orjson writes them
+        return orjson.dumps(m)[:-1] + b"," + fragment + b"}"
     # The record's fields in declaration order (time as ISO 8601, null when unknown), as
     # orjson.dumps(m) writes the dataclass, but from a dict literal: orjson's dataclass path
     # took ~1.0 µs per record, this ~0.45 (tests/test_speed_parity.py holds them equal).

@@ -272,9 +272,9 @@ def _effective_members_text(g: dict[str, Any]) -> str:
 
 def _members_note(report: dict[str, Any]) -> str:
     conf = report.get("settings", {}).get("member_confidence")
-    vert = ("垂直度 is the expected share of on-topic messages among the non-ads, summed from the model's "
-            "probabilities (counting labels under-counts the talk the model is unsure of); each group also "
-            "shows the share by labels.")
+    vert = ("垂直度 is the expected share of effective messages (on-topic talk and on-topic questions) among "
+            "the non-ads, summed from the model's probabilities: counting labels misses the talk the model is "
+            "unsure of. Each group also shows the share by labels.")
     if not conf:
         return f'<p class="meta">{vert}</p>'
     return (f'<p class="meta">有效活跃度 counts a member on an on-topic message the model is at least {conf:.0%} '

@@ -22,7 +22,8 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
 - **effective_message_share** = effective ÷ (messages − system), and **verticality** (垂直度) =
   effective ÷ (messages − system − ad), with "effective" and "ad" counted as *expected* numbers:
   the sum over messages of the model's p(effective) (as above) and p(ad); verticality is ``None``
-  below one expected non-ad message, like a zero denominator. Counting labels
+  when no message is labelled non-ad, as ``verticality_labelled`` is. The daily, weekly and
+  hourly ``effective`` counts are label counts (they add up to ``effective_messages``). Counting labels
   (classify and count) under-counts whatever the model recalls poorly: on out-of-fold real chat
   it put verticality at 27.8 for a true 43.0, the expected count at 32.6
   (bench/member_confidence.py). Messages given without probabilities count 1 or 0 by their
@@ -461,8 +462,8 @@ class GroupScorer:
         base = self.members_base
         senders = len(self._members)
         effective_members = sum(1 for m in self._members.values() if m.sure)
-        # Under one expected non-ad message (a group of nothing but ads), the ratio of two small
-        # sums of leftover probability would be noise: no verticality, as for a zero denominator.
+        # With no message labelled non-ad (a group of nothing but ads) the ratio would be one of
+        # two small sums of leftover probability: no verticality, as when counting labels.
         expected_non_ads = non_system - self.expected_ads
         warnings: list[str] = []
         if self.members_given is not None and senders > self.members_given:
@@ -489,7 +490,7 @@ class GroupScorer:
             "member_confidence": self.member_confidence,
             "effective_members_any": sum(1 for m in self._members.values() if m.effective),
             "effective_message_share": pct(self.expected_effective, non_system),
-            "verticality": pct(self.expected_effective, expected_non_ads) if expected_non_ads >= 1.0 else None,
+            "verticality": pct(self.expected_effective, expected_non_ads) if non_system - ads and expected_non_ads > 0 else None,
             "effective_message_share_labelled": pct(self.effective, non_system),
             "verticality_labelled": pct(self.effective, non_system - ads),
             "ad_rate": pct(ads, non_system),

@@ -228,6 +228,7 @@ def test_counting_labels_under_estimates_the_verticality_of_real_chat(full_bench
     # Verticality is counted as expected numbers (sums of probabilities). Counting labels
     # instead misses the bar on the real QQ chat, where on_topic recall is low: that is why.
     res = full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    assert sum(r.group == "games_real" for r in res.runs) == len(ce.TOPIC_MODES)
     for r in res.runs:
         if r.group == "games_real":
             assert r.predicted[ce.LABELLED] < r.predicted["verticality"] < r.true["verticality"], _table(res)

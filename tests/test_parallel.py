@@ -225,3 +225,32 @@ def test_parallel_equals_serial_when_names_are_written_in_plain_text(tmp_path):
     text = (tmp_path / "s" / "messages.jsonl").read_text(encoding="utf-8")
     assert "member_" in text and members[0] not in text  # names were rewritten…
     assert members[-1] in text  # …but not before their owner first spoke
+
+
+class _BatchDependentFake(FakeClassifier):
+    """Like FakeClassifier, but its probabilities depend on how many texts share the call, as a
+    real model's float sums may (BLAS blocking): a text classified in another batch gets
+    another row, so serial and parallel runs only agree if they classify the same batches."""
+
+    def predict_proba(self, texts, topic=None):
+        probs, rel = super().predict_proba(texts, topic)
+        probs = probs.copy()
+        probs[:, 0] += 1e-3 * (len(texts) % 7)
+        return probs / probs.sum(axis=1, keepdims=True), rel
+
+
+def test_parallel_equals_serial_after_the_prediction_cache_turns_over(tmp_path, monkeypatch):
+    # A tiny cache turns over many times: evicted texts are classified again, and the parallel
+    # run must classify exactly the batches the serial run does.
+    monkeypatch.setattr(pipeline, "CACHE_ITEMS", 300)
+    monkeypatch.setattr(pipeline, "MIN_CACHE_ITEMS", 100)
+    path = _make_export(tmp_path, 6000, 3)
+    kw = {"topic": "私域 社群", "batch_size": 64}
+    serial_clf = _BatchDependentFake()
+    serial = _run(path, serial_clf, tmp_path / "s", 1, **kw)
+    classified = sum(len(texts) for texts, _ in serial_clf.calls)
+    distinct = len({m["text"] for m in map(json.loads, (tmp_path / "s" / "messages.jsonl").open(encoding="utf-8"))
+                    if not m["system"]})
+    assert classified > distinct  # the cache really turned over
+    par = _run(path, _BatchDependentFake(), tmp_path / "p", 2, **kw)
+    _same(serial, par, tmp_path / "s", tmp_path / "p")

@@ -111,7 +111,8 @@ def test_admins_are_not_ad_posters():
 
 def test_zero_denominators_are_null():
     empty = GroupScorer("empty", Topic()).result()
-    for key in ("effective_activity", "effective_message_share", "verticality", "ad_rate", "flood_rate"):
+    for key in ("effective_activity", "effective_message_share", "verticality", "ad_rate", "flood_rate",
+                "effective_message_share_labelled", "verticality_labelled"):
         assert empty[key] is None
     assert empty["questions"]["answered_rate"] is None
     assert empty["questions"]["median_seconds_to_first_answer"] is None
@@ -123,7 +124,10 @@ def test_zero_denominators_are_null():
 
     only_ads = score([msg(0, "D", "加V 领资料"), msg(1, "E", "扫码进群")])
     assert only_ads["verticality_labelled"] is None          # 0 / (2 - 0 - 2)
-    assert only_ads["verticality"] is None                   # 2 - 2 * 0.9 = 0.2 expected non-ads: under one
+    assert only_ads["verticality"] is None                   # no message labelled non-ad
+    one = score([msg(0, "C", "转化 复盘")])                   # one message: a figure, not null
+    assert one["verticality_labelled"] == 100.0
+    assert one["verticality"] == 96.6                        # (0.9 + 1/30) / (1 - 1/30)
     one_chat = score([msg(0, "D", "加V 领资料"), msg(1, "E", "扫码进群"), msg(2, "F", "今天天气好")])
     assert one_chat["verticality"] == 8.6                   # (3/30) / (3 - 1.8 - 1/30)
     assert only_ads["ad_rate"] == 100.0 and only_ads["effective_message_share_labelled"] == 0.0
@@ -279,9 +283,11 @@ def test_reply_after_the_horizon_does_not_count():
 
 def test_add_many_equals_add_one_by_one_and_an_error_keeps_counts_consistent():
     # probabilities vary so that some effective messages are sure and some are not
-    probs = [{"on_topic": 0.1 * (i % 10), "question": 0.05 * (i % 7)} for i in range(12)]
-    records = [(msg(i, f"u{i % 3}", f"红石 {i}"), "on_topic" if i % 2 else "question", 0.9 if i % 4 else 0.2,
-                probs[i]["on_topic"] + (probs[i]["question"] if (0.9 if i % 4 else 0.2) >= 0.5 else 0.0), 0.0)
+    probs = [{"on_topic": 0.1 * (i % 10), "question": 0.05 * (i % 7), "ad": 0.02 * (i % 5)} for i in range(12)]
+    labels = ["ad" if i % 5 == 4 else "on_topic" if i % 2 else "question" for i in range(12)]
+    records = [(msg(i, f"u{i % 3}", f"红石 {i}"), labels[i], 0.9 if i % 4 else 0.2,
+                probs[i]["on_topic"] + (probs[i]["question"] if (0.9 if i % 4 else 0.2) >= 0.5 else 0.0),
+                probs[i]["ad"])
                for i in range(12)]
     one, many = GroupScorer("g", Topic(source="given")), GroupScorer("g", Topic(source="given"))
     for (m, label, rel, _, _), p in zip(records, probs):
@@ -289,6 +295,7 @@ def test_add_many_equals_add_one_by_one_and_an_error_keeps_counts_consistent():
     assert many.add_many(records[:5]) + many.add_many(records[5:]) == one.effective
     assert many.result() == one.result()
     assert one.result()["effective_members"] < one.result()["effective_members_any"]
+    assert one.result()["labels"]["ad"] == 2 and one.expected_ads == pytest.approx(sum(p["ad"] for p in probs))
 
     broken = GroupScorer("g", Topic(source="given"))
     with pytest.raises(GroupscoreError):
