@@ -55,6 +55,20 @@ from classifier.records import Message  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 HEAVY_RULE = "1 + n//10 sure (not used)"
+# A rule the README discusses and the scorer does NOT use: a member with n messages counts when
+# their best effective message reaches t(n), the quantile (1 - alpha) ** (1 / n) of p(effective)
+# over the gold NON-effective training rows: the chance that a member with no effective message
+# is counted stays near alpha however much they post (family-wise error control).
+FWER_ALPHAS = (0.1, 0.2)
+
+
+def fwer_rule(alpha: float) -> str:
+    return f"best >= t(n), alpha {alpha:g} (not used)"
+
+
+def fwer_threshold(null: np.ndarray, n: int, alpha: float) -> float:
+    """t(n): the (1 - alpha) ** (1 / n) quantile of ``null`` (p(effective) of non-effective messages)."""
+    return float(np.quantile(null, (1.0 - alpha) ** (1.0 / max(1, n))))
 
 
 def load_oof(model: Path, shared: Path, cache: Path | None) -> QQOutOfFold:
@@ -76,14 +90,21 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
     """Per threshold, predicted minus true effective activity for every stretch and seed.
 
     ``member_scale``: members times this (same messages), as ``composed_exports.py
-    --member-scale``. Also returned, under ``HEAVY_RULE``, a rule the README discusses and the
-    scorer does NOT use: a member needs 1 + n // 10 sure messages out of their n.
+    --member-scale``. Also returned, under ``HEAVY_RULE`` and ``fwer_rule(alpha)``, rules the
+    README discusses and the scorer does NOT use: a member needs 1 + n // 10 sure messages out of
+    their n; a member's best effective message must reach t(n) (see ``FWER_ALPHAS``). The null
+    distribution of t(n) comes from every training row, so it is not out of sample for the
+    stretches it is applied to.
     """
     train = np.flatnonzero(~oof.validation)
     probs = oof.calibrated()
     spec = next(s for s in ce.SPECS if s.key == "games_real").scaled(1.0, member_scale)
     out: dict[Any, list[float]] = {t: [] for t in thresholds}
     out[HEAVY_RULE] = []
+    p_eff_train = effective_probability(probs[train], oof.relevance[train], DEFAULT_RELEVANCE_THRESHOLD)
+    null = p_eff_train[[oof.labels[i] not in ("on_topic", "question") for i in train]]
+    for a in FWER_ALPHAS:
+        out[fwer_rule(a)] = []
     for chunk in np.array_split(train, stretches):
         pools = ce.Pools(games=[ce.Item(oof.texts[i].strip(), oof.labels[i], "games", "qq_group") for i in chunk])
         pred = {oof.texts[i].strip(): (dict(zip(LABELS, probs[i].tolist())), float(oof.relevance[i])) for i in chunk}
@@ -106,6 +127,14 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
                 sure[m.sender] += is_sure(is_effective(max(p, key=p.get), rel), p_eff[m.text], DEFAULT_MEMBER_CONFIDENCE)
             active = sum(1 for k, n in sent.items() if sure[k] >= 1 + n // 10)
             out[HEAVY_RULE].append(round(100 * active / len(sent), 1) - truth)
+            best: dict[str, float] = {}
+            for m in group.messages:
+                p, rel = pred[m.text]
+                if is_effective(max(p, key=p.get), rel):
+                    best[m.sender] = max(best.get(m.sender, 0.0), p_eff[m.text])
+            for a in FWER_ALPHAS:
+                active = sum(1 for k, n in sent.items() if k in best and best[k] >= fwer_threshold(null, n, a))
+                out[fwer_rule(a)].append(round(100 * active / len(sent), 1) - truth)
     return out
 
 
