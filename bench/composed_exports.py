@@ -48,8 +48,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (REPO, REPO / "bench"):  # bench/member_confidence.py, for --fwer-oof
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 from classifier import LABELS, GroupscoreError, Topic, load_model  # noqa: E402
 from classifier.base import Classifier  # noqa: E402
@@ -447,11 +448,15 @@ FIGURES = ("verticality", "effective_activity", "effective_message_share", "ad_r
 # The scorer's label-counted verticality, compared with the same truth: what counting the
 # messages' labels would report instead of the expected number (see classifier.scoring).
 LABELLED = "verticality_labelled"
+# Effective activity under the family-wise member rule bench/member_confidence.py discusses
+# (NOT the scorer's): a member with n messages counts when their best effective message's
+# p(effective) reaches t(n), computed here from messages.jsonl (--fwer-oof).
+FWER = "effective_activity_fwer"
 
 
 def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, workdir: Path,
                      topic_mode: str = "given", context: bool = False,
-                     member_confidence: float = DEFAULT_MEMBER_CONFIDENCE) -> Run:
+                     member_confidence: float = DEFAULT_MEMBER_CONFIDENCE, fwer=None) -> Run:
     """Write ``group`` as a ``fmt`` export, score it with the real pipeline, compare to the truth."""
     if topic_mode not in TOPIC_MODES:
         raise GroupscoreError(f"unknown topic mode {topic_mode!r} (expected one of {', '.join(TOPIC_MODES)})")
@@ -476,16 +481,32 @@ def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, wor
         raise GroupscoreError(f"{path.name}: expected one group, the pipeline found {len(report['groups'])}")
     pred = report["groups"][0]
     labels, effective, sure = [], [], []
+    sent: Counter = Counter()
+    best: dict[str, float] = {}
     with open(out / "messages.jsonl", encoding="utf-8") as f:
         for line in f:
             rec = json.loads(line)
             labels.append(rec["label"] or "system")
             effective.append(bool(rec["effective"]))
             sure.append(bool(rec["sure"]))
+            if rec["label"]:
+                key = rec["sender_id"] or rec["sender"]
+                sent[key] += 1
+                if rec["effective"]:
+                    p = rec["probs"]
+                    pe = p["on_topic"] + (p["question"] if rec["relevance"] >= pred["relevance_threshold"] else 0.0)
+                    best[key] = max(best.get(key, 0.0), pe)
     truth = true_scores(group)
-    return Run(group.spec.key, fmt, topic_mode,
-               {**{k: truth[k] for k in FIGURES}, LABELLED: truth["verticality"]},
-               {k: pred[k] for k in (*FIGURES, LABELLED)},
+    true_figs = {**{k: truth[k] for k in FIGURES}, LABELLED: truth["verticality"]}
+    pred_figs = {k: pred[k] for k in (*FIGURES, LABELLED)}
+    if fwer is not None:
+        from member_confidence import fwer_threshold
+
+        null, alpha = fwer
+        counted = sum(1 for k, n in sent.items() if k in best and best[k] >= fwer_threshold(null, n, alpha))
+        true_figs[FWER] = truth["effective_activity"]
+        pred_figs[FWER] = round(100 * counted / pred["members_base"], 1) if pred["members_base"] else None
+    return Run(group.spec.key, fmt, topic_mode, true_figs, pred_figs,
                read=report["inputs"][0]["read"], written=len(group.messages), seconds=round(seconds, 2),
                pred_labels=labels, pred_effective=effective, pred_sure=sure)
 
@@ -566,8 +587,10 @@ class BenchResult:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for topic in sorted({r.topic for r in self.runs}):
-            for key in ("verticality", "effective_activity", LABELLED):
+            for key in ("verticality", "effective_activity", LABELLED, FWER):
                 errs = self.errors(key, topic)
+                if key == FWER and not errs:
+                    continue
                 out[f"{topic}/{key}"] = {"mean": round(statistics.fmean(errs), 1) if errs else None,
                                          "max": max(errs) if errs else None, "runs": len(errs)}
         return out
@@ -606,7 +629,7 @@ class BenchResult:
             "category_rates": [{"topic": t, "category": h, **v} for (t, h), v in sorted(self.category_rates().items())],
             "groups": self.groups,
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective", "pred_sure")}
-                     | {f"error_{k}": r.error(k) for k in (*FIGURES, LABELLED)} for r in self.runs],
+                     | {f"error_{k}": r.error(k) for k in (*FIGURES, LABELLED, FWER)} for r in self.runs],
             "breakdown": self.breakdown,
         }
 
@@ -624,6 +647,7 @@ def run_bench(
     member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
     unseen_topics: bool = False,
     workdir: str | Path | None = None,
+    fwer: tuple[Any, float] | None = None,
 ) -> BenchResult:
     """Compose every group, write it in every format, score it per topic mode; see the module doc."""
     for fmt in formats:
@@ -655,7 +679,7 @@ def run_bench(
             for topic in topics:
                 first: Run | None = None
                 for fmt in formats:
-                    r = predicted_scores(g, classifier, fmt, workdir, topic, context, member_confidence)
+                    r = predicted_scores(g, classifier, fmt, workdir, topic, context, member_confidence, fwer)
                     runs.append(r)
                     first = first or r
                 if first is not None:
@@ -670,6 +694,7 @@ def run_bench(
     settings = {
         "seed": seed, "formats": list(formats), "topics": list(topics), "context": context,
         "member_confidence": member_confidence, "unseen_topics": unseen_topics,
+        "fwer_alpha": fwer[1] if fwer is not None else None,
         "validation_only": True,
         "note": "every text is from the validation split (classifier.data.is_validation): the model never trained on it",
         "pool_sizes": pools.sizes, "pool_dropped": pools.dropped,
@@ -738,6 +763,8 @@ def render_markdown(res: BenchResult) -> str:
         ok = "–" if s["max"] is None else ("yes" if s["max"] <= BAR else "NO")
         if fig == LABELLED:
             fig, ok = f"{fig} (not reported as verticality)", ok + ", for comparison"
+        elif fig == FWER:
+            fig, ok = f"{fig} (member rule t(n), alpha {res.settings['fwer_alpha']:g}; not the scorer's)", ok + ", for comparison"
         lines.append(f"| {topic} | {fig} | {_f(s['mean'])} | {_f(s['max'])} | {s['runs']} | {ok} |")
     lines += ["", "## Where the errors come from", "",
               "Message level, all groups pooled (first format per group): how often each source category "
@@ -788,6 +815,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="members times this, messages unchanged (0.5: half the members, each posting twice as much)")
     ap.add_argument("--unseen-topics", action="store_true",
                     help="topic given: descriptions the model never trained with (UNSEEN_TOPICS)")
+    ap.add_argument("--fwer-oof", default=None,
+                    help="npz of out-of-fold qq_group predictions (bench/member_confidence.py --cache): also "
+                         "report effective activity under the family-wise member rule t(n) it discusses")
+    ap.add_argument("--fwer-alpha", type=float, default=0.1)
     ap.add_argument("--json", default=None, help="also write the full result as JSON here")
     args = ap.parse_args(argv)
     try:
@@ -804,10 +835,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = [by_key[k].scaled(scale, args.member_scale) if (scale, args.member_scale) != (1.0, 1.0) else by_key[k]
                  for k in keys]
         clf = load_model(args.model)
+        fwer = None
+        if args.fwer_oof:
+            import member_confidence as mc
+
+            if not Path(args.fwer_oof).is_file():
+                raise GroupscoreError(f"{args.fwer_oof}: no such file (make it with bench/member_confidence.py --cache)")
+            fwer = (mc.null_distribution(mc.load_oof(Path(args.model or ""), Path(args.shared), Path(args.fwer_oof))),
+                    args.fwer_alpha)
         res = run_bench(clf, specs, formats=[f.strip() for f in args.formats.split(",") if f.strip()],
                         topics=[t.strip() for t in args.topics.split(",") if t.strip()],
                         shared=args.shared, seed=args.seed, context=args.context,
-                        member_confidence=args.member_confidence, unseen_topics=args.unseen_topics)
+                        member_confidence=args.member_confidence, unseen_topics=args.unseen_topics, fwer=fwer)
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

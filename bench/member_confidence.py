@@ -66,6 +66,13 @@ def fwer_rule(alpha: float) -> str:
     return f"best >= t(n), alpha {alpha:g} (not used)"
 
 
+def null_distribution(oof: QQOutOfFold) -> np.ndarray:
+    """p(effective) of the gold non-effective qq_group TRAINING rows, out-of-fold (t(n)'s null)."""
+    train = np.flatnonzero(~oof.validation)
+    p_eff = effective_probability(oof.calibrated()[train], oof.relevance[train], DEFAULT_RELEVANCE_THRESHOLD)
+    return p_eff[[oof.labels[i] not in ("on_topic", "question") for i in train]]
+
+
 def fwer_threshold(null: np.ndarray, n: int, alpha: float) -> float:
     """t(n): the (1 - alpha) ** (1 / n) quantile of ``null`` (p(effective) of non-effective messages)."""
     return float(np.quantile(null, (1.0 - alpha) ** (1.0 / max(1, n))))
@@ -101,8 +108,7 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
     spec = next(s for s in ce.SPECS if s.key == "games_real").scaled(1.0, member_scale)
     out: dict[Any, list[float]] = {t: [] for t in thresholds}
     out[HEAVY_RULE] = []
-    p_eff_train = effective_probability(probs[train], oof.relevance[train], DEFAULT_RELEVANCE_THRESHOLD)
-    null = p_eff_train[[oof.labels[i] not in ("on_topic", "question") for i in train]]
+    null = null_distribution(oof)
     for a in FWER_ALPHAS:
         out[fwer_rule(a)] = []
     for chunk in np.array_split(train, stretches):
