@@ -48,9 +48,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO, REPO / "bench"):  # bench/member_confidence.py, for --fwer-oof
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 from classifier import LABELS, GroupscoreError, Topic, load_model  # noqa: E402
 from classifier.base import Classifier  # noqa: E402
@@ -58,7 +57,7 @@ from classifier.data import DOMAIN_TOPICS, is_validation, looks_like_question  #
 from classifier.formats import WRITERS, iter_messages, write_export  # noqa: E402
 from classifier.pipeline import score_exports  # noqa: E402
 from classifier.records import Message  # noqa: E402
-from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer  # noqa: E402
+from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer, member_settings  # noqa: E402,F401
 
 DEFAULT_SHARED = REPO.parent / "shared" / "datasets"
 TOPIC_MODES = ("given", "induced")
@@ -448,15 +447,11 @@ FIGURES = ("verticality", "effective_activity", "effective_message_share", "ad_r
 # The scorer's label-counted verticality, compared with the same truth: what counting the
 # messages' labels would report instead of the expected number (see classifier.scoring).
 LABELLED = "verticality_labelled"
-# Effective activity under the family-wise member rule bench/member_confidence.py discusses
-# (NOT the scorer's): a member with n messages counts when their best effective message's
-# p(effective) reaches t(n), computed here from messages.jsonl (--fwer-oof).
-FWER = "effective_activity_fwer"
 
 
 def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, workdir: Path,
                      topic_mode: str = "given", context: bool = False,
-                     member_confidence: float = DEFAULT_MEMBER_CONFIDENCE, fwer=None) -> Run:
+                     member_confidence: float | None = None) -> Run:
     """Write ``group`` as a ``fmt`` export, score it with the real pipeline, compare to the truth."""
     if topic_mode not in TOPIC_MODES:
         raise GroupscoreError(f"unknown topic mode {topic_mode!r} (expected one of {', '.join(TOPIC_MODES)})")
@@ -480,35 +475,29 @@ def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, wor
     if len(report["groups"]) != 1:
         raise GroupscoreError(f"{path.name}: expected one group, the pipeline found {len(report['groups'])}")
     pred = report["groups"][0]
-    labels, effective, sure = [], [], []
-    sent: Counter = Counter()
-    best: dict[str, float] = {}
     with open(out / "messages.jsonl", encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            labels.append(rec["label"] or "system")
-            effective.append(bool(rec["effective"]))
-            sure.append(bool(rec["sure"]))
-            if rec["label"]:
-                key = rec["sender_id"] or rec["sender"]
-                sent[key] += 1
-                if rec["effective"]:
-                    p = rec["probs"]
-                    pe = p["on_topic"] + (p["question"] if rec["relevance"] >= pred["relevance_threshold"] else 0.0)
-                    best[key] = max(best.get(key, 0.0), pe)
+        recs = [json.loads(line) for line in f]
+    # Per message: does it count its sender as effective under the scorer's member rule (its
+    # best effective message reaching the rule's threshold for the sender's message count)?
+    confidence, rule = member_settings(classifier, member_confidence)
+    sent = Counter(r["sender_id"] or r["sender"] for r in recs if r["label"])
+    labels, effective, counts = [], [], []
+    for r in recs:
+        labels.append(r["label"] or "system")
+        effective.append(bool(r["effective"]))
+        c = False
+        if r["effective"]:
+            p = r["probs"]
+            pe = p["on_topic"] + (p["question"] if r["relevance"] >= pred["relevance_threshold"] else 0.0)
+            need = rule.threshold(sent[r["sender_id"] or r["sender"]]) if rule is not None else confidence
+            c = pe >= need - 1e-9
+        counts.append(c)
     truth = true_scores(group)
     true_figs = {**{k: truth[k] for k in FIGURES}, LABELLED: truth["verticality"]}
     pred_figs = {k: pred[k] for k in (*FIGURES, LABELLED)}
-    if fwer is not None:
-        from member_confidence import fwer_threshold
-
-        null, alpha = fwer
-        counted = sum(1 for k, n in sent.items() if k in best and best[k] >= fwer_threshold(null, n, alpha))
-        true_figs[FWER] = truth["effective_activity"]
-        pred_figs[FWER] = round(100 * counted / pred["members_base"], 1) if pred["members_base"] else None
     return Run(group.spec.key, fmt, topic_mode, true_figs, pred_figs,
                read=report["inputs"][0]["read"], written=len(group.messages), seconds=round(seconds, 2),
-               pred_labels=labels, pred_effective=effective, pred_sure=sure)
+               pred_labels=labels, pred_effective=effective, pred_sure=counts)
 
 
 def category_breakdown(group: ComposedGroup, run: Run) -> dict[str, dict[str, Any]]:
@@ -587,10 +576,8 @@ class BenchResult:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for topic in sorted({r.topic for r in self.runs}):
-            for key in ("verticality", "effective_activity", LABELLED, FWER):
+            for key in ("verticality", "effective_activity", LABELLED):
                 errs = self.errors(key, topic)
-                if key == FWER and not errs:
-                    continue
                 out[f"{topic}/{key}"] = {"mean": round(statistics.fmean(errs), 1) if errs else None,
                                          "max": max(errs) if errs else None, "runs": len(errs)}
         return out
@@ -629,7 +616,7 @@ class BenchResult:
             "category_rates": [{"topic": t, "category": h, **v} for (t, h), v in sorted(self.category_rates().items())],
             "groups": self.groups,
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("pred_labels", "pred_effective", "pred_sure")}
-                     | {f"error_{k}": r.error(k) for k in (*FIGURES, LABELLED, FWER)} for r in self.runs],
+                     | {f"error_{k}": r.error(k) for k in (*FIGURES, LABELLED)} for r in self.runs],
             "breakdown": self.breakdown,
         }
 
@@ -644,10 +631,9 @@ def run_bench(
     shared: str | Path = DEFAULT_SHARED,
     seed: int = 7,
     context: bool = False,
-    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+    member_confidence: float | None = None,
     unseen_topics: bool = False,
     workdir: str | Path | None = None,
-    fwer: tuple[Any, float] | None = None,
 ) -> BenchResult:
     """Compose every group, write it in every format, score it per topic mode; see the module doc."""
     for fmt in formats:
@@ -679,7 +665,7 @@ def run_bench(
             for topic in topics:
                 first: Run | None = None
                 for fmt in formats:
-                    r = predicted_scores(g, classifier, fmt, workdir, topic, context, member_confidence, fwer)
+                    r = predicted_scores(g, classifier, fmt, workdir, topic, context, member_confidence)
                     runs.append(r)
                     first = first or r
                 if first is not None:
@@ -694,7 +680,7 @@ def run_bench(
     settings = {
         "seed": seed, "formats": list(formats), "topics": list(topics), "context": context,
         "member_confidence": member_confidence, "unseen_topics": unseen_topics,
-        "fwer_alpha": fwer[1] if fwer is not None else None,
+        "member_rule": ("the model's" if member_confidence is None else f"fixed {member_confidence:g}"),
         "validation_only": True,
         "note": "every text is from the validation split (classifier.data.is_validation): the model never trained on it",
         "pool_sizes": pools.sizes, "pool_dropped": pools.dropped,
@@ -723,7 +709,7 @@ def render_markdown(res: BenchResult) -> str:
         "",
         f"Every text is from the validation split (`is_validation`): the model never trained on it. "
         f"Seed {res.settings['seed']}; model: {res.settings['model'].get('backend', '?')} "
-        f"{res.settings['model'].get('version', '')}; member confidence {res.settings.get('member_confidence')}"
+        f"{res.settings['model'].get('version', '')}; member rule {res.settings.get('member_rule')}"
         f"{'; context stage on' if res.settings.get('context') else ''}"
         f"{'; given topics the model never trained with' if res.settings.get('unseen_topics') else ''}. Bar: error ≤ {BAR:.0f} points (goal {GOAL:.0f}).",
         "",
@@ -763,8 +749,6 @@ def render_markdown(res: BenchResult) -> str:
         ok = "–" if s["max"] is None else ("yes" if s["max"] <= BAR else "NO")
         if fig == LABELLED:
             fig, ok = f"{fig} (not reported as verticality)", ok + ", for comparison"
-        elif fig == FWER:
-            fig, ok = f"{fig} (member rule t(n), alpha {res.settings['fwer_alpha']:g}; not the scorer's)", ok + ", for comparison"
         lines.append(f"| {topic} | {fig} | {_f(s['mean'])} | {_f(s['max'])} | {s['runs']} | {ok} |")
     lines += ["", "## Where the errors come from", "",
               "Message level, all groups pooled (first format per group): how often each source category "
@@ -809,16 +793,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--context", action="store_true",
                     help="score with the model's conversation-context stage (groupscore score --context)")
-    ap.add_argument("--member-confidence", type=float, default=DEFAULT_MEMBER_CONFIDENCE,
-                    help="groupscore score --member-confidence (0: every effective-labelled message counts its sender)")
+    ap.add_argument("--member-confidence", type=float, default=None,
+                    help="groupscore score --member-confidence: a fixed threshold instead of the model's member rule "
+                         "(0: every effective-labelled message counts its sender)")
     ap.add_argument("--member-scale", type=float, default=1.0,
                     help="members times this, messages unchanged (0.5: half the members, each posting twice as much)")
     ap.add_argument("--unseen-topics", action="store_true",
                     help="topic given: descriptions the model never trained with (UNSEEN_TOPICS)")
-    ap.add_argument("--fwer-oof", default=None,
-                    help="npz of out-of-fold qq_group predictions (bench/member_confidence.py --cache): also "
-                         "report effective activity under the family-wise member rule t(n) it discusses")
-    ap.add_argument("--fwer-alpha", type=float, default=0.1)
     ap.add_argument("--json", default=None, help="also write the full result as JSON here")
     args = ap.parse_args(argv)
     try:
@@ -835,18 +816,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = [by_key[k].scaled(scale, args.member_scale) if (scale, args.member_scale) != (1.0, 1.0) else by_key[k]
                  for k in keys]
         clf = load_model(args.model)
-        fwer = None
-        if args.fwer_oof:
-            import member_confidence as mc
-
-            if not Path(args.fwer_oof).is_file():
-                raise GroupscoreError(f"{args.fwer_oof}: no such file (make it with bench/member_confidence.py --cache)")
-            fwer = (mc.null_distribution(mc.load_oof(Path(args.model or ""), Path(args.shared), Path(args.fwer_oof))),
-                    args.fwer_alpha)
         res = run_bench(clf, specs, formats=[f.strip() for f in args.formats.split(",") if f.strip()],
                         topics=[t.strip() for t in args.topics.split(",") if t.strip()],
                         shared=args.shared, seed=args.seed, context=args.context,
-                        member_confidence=args.member_confidence, unseen_topics=args.unseen_topics, fwer=fwer)
+                        member_confidence=args.member_confidence, unseen_topics=args.unseen_topics)
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -48,9 +48,9 @@ import composed_exports as ce  # noqa: E402
 from classifier import LABELS, GroupscoreError, Topic  # noqa: E402
 from classifier.base import DEFAULT_RELEVANCE_THRESHOLD  # noqa: E402
 from classifier.data import QQ_TOPIC  # noqa: E402
-from classifier.scoring import (DEFAULT_MEMBER_CONFIDENCE, GroupScorer, effective_probability,  # noqa: E402
+from classifier.scoring import (DEFAULT_MEMBER_CONFIDENCE, GroupScorer, MemberRule, effective_probability,  # noqa: E402
                                 is_effective, is_sure)
-from classifier.training import QQOutOfFold, qq_out_of_fold  # noqa: E402
+from classifier.training import QQOutOfFold, member_rule_from, qq_out_of_fold  # noqa: E402
 from classifier.records import Message  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
@@ -68,14 +68,12 @@ def fwer_rule(alpha: float) -> str:
 
 def null_distribution(oof: QQOutOfFold) -> np.ndarray:
     """p(effective) of the gold non-effective qq_group TRAINING rows, out-of-fold (t(n)'s null)."""
-    train = np.flatnonzero(~oof.validation)
-    p_eff = effective_probability(oof.calibrated()[train], oof.relevance[train], DEFAULT_RELEVANCE_THRESHOLD)
-    return p_eff[[oof.labels[i] not in ("on_topic", "question") for i in train]]
+    return member_rule_from(oof).null
 
 
 def fwer_threshold(null: np.ndarray, n: int, alpha: float) -> float:
     """t(n): the (1 - alpha) ** (1 / n) quantile of ``null`` (p(effective) of non-effective messages)."""
-    return float(np.quantile(null, (1.0 - alpha) ** (1.0 / max(1, n))))
+    return MemberRule(null, alpha).threshold(n)
 
 
 def load_oof(model: Path, shared: Path, cache: Path | None) -> QQOutOfFold:

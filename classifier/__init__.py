@@ -74,6 +74,7 @@ def load_model(path: str | Path | None = None) -> Classifier:
     Nothing in a model directory is executed: weights are ``.npz``/safetensors, the rest JSON.
     """
     from .context import ContextModel
+    from .scoring import MemberRule
 
     model_dir = Path(path) if path else default_model_dir()
     meta = read_model_json(model_dir)
@@ -88,6 +89,8 @@ def load_model(path: str | Path | None = None) -> Classifier:
         clf = TransformerClassifier.load(model_dir)
     else:
         raise GroupscoreError(f"unknown backend {backend!r} in {model_dir / 'model.json'}")
-    # The optional conversation-context stage (classifier.context); None when the directory has none.
+    # The optional conversation-context stage (classifier.context) and member rule
+    # (classifier.scoring.MemberRule); None when the directory has none.
     clf.context_ = ContextModel.load(model_dir)
+    clf.member_rule_ = MemberRule.load(model_dir)
     return clf

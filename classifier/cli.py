@@ -10,7 +10,6 @@ import typer
 from . import load_model
 from .base import GroupscoreError
 from .context import in_context
-from .scoring import DEFAULT_MEMBER_CONFIDENCE
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 _LINES_CONTEXT_HELP = ("Read the lines as a chat in order (one conversation per 'group' field) and let the "
@@ -45,10 +44,11 @@ def score(
     keep_overlaps: bool = typer.Option(
         False, "--keep-overlaps",
         help="Count a message again when a later input repeats it (default: overlapping exports are read once)."),
-    member_confidence: float = typer.Option(
-        DEFAULT_MEMBER_CONFIDENCE, "--member-confidence", min=0.0, max=1.0,
-        help="Effective activity counts a member on an effective message the model is at least this sure of "
-             "(0 = any effective-labelled message)."),
+    member_confidence: Optional[float] = typer.Option(
+        None, "--member-confidence", min=0.0, max=1.0,
+        help="Count a member as effective on any effective message the model is at least this sure of "
+             "(0 = any effective-labelled message). Default: the model's member rule, which asks more of "
+             "members who post more (else 0.75)."),
 ) -> None:
     """Classify every message and score each group: report.json, messages.jsonl (or .csv), report.html."""
     from rich.console import Console

@@ -672,6 +672,9 @@ class LinearClassifier:
         else:
             for name in EMBEDDING_FILES:
                 (path / name).unlink(missing_ok=True)
+        # Fitted on the previous model's predictions: stale for this one (train.py refits them).
+        for name in ("context.json", "members.json"):
+            (path / name).unlink(missing_ok=True)
         prev = self.meta_.get("model_json", {})
         meta = {
             "format": MODEL_FORMAT,

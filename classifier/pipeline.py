@@ -52,9 +52,10 @@ from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreErr
 from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
-from .scoring import (DEFAULT_MEMBER_CONFIDENCE, INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      aggregate, check_member_confidence, classify_batch, context_close, context_push, distinct_index,
-                      effective_probability, is_effective, is_sure, pack_rows, resolve_topic, unpack_rows)
+from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
+                      aggregate, classify_batch, context_close, context_push, distinct_index,
+                      effective_probability, is_effective, is_sure, member_settings, pack_rows, resolve_topic,
+                      unpack_rows)
 
 DEFAULT_BATCH = 2048
 # Texts whose predictions are remembered across batches (all topics together): repeats like
@@ -323,7 +324,7 @@ class _Run:
         out: Any | None,
         batch_size: int,
         relevance_threshold: float,
-        member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+        member_confidence: float | None = None,
         pool: Any | None = None,
         depth: int = 2,
         context: bool = False,
@@ -343,7 +344,8 @@ class _Run:
         self.out = out
         self.batch_size = max(1, batch_size)
         self.threshold = relevance_threshold
-        self.member_confidence = check_member_confidence(member_confidence)  # before any file is touched
+        # checked before any file is touched
+        self.member_confidence, self.member_rule = member_settings(classifier, member_confidence)
         self.groups: dict[str, _Group] = {}
         self.records = 0
         # One prediction cache per topic object (groups sharing --topic share it). The total
@@ -391,7 +393,8 @@ class _Run:
             if self.pseudo is not None:
                 admins = [self.pseudo(a) for a in admins]
             g.scorer = GroupScorer(g.name, g.topic, members=g.members, admins=admins,
-                                   relevance_threshold=self.threshold, member_confidence=self.member_confidence)
+                                   relevance_threshold=self.threshold, member_confidence=self.member_confidence,
+                                   member_rule=self.member_rule)
         if self.pseudo is not None:
             batch = self._anonymize(g, batch)
             if batch:  # an empty batch is never emitted (flush returns early)
@@ -644,7 +647,7 @@ def score_stream(
     progress: bool = True,
     batch_size: int = DEFAULT_BATCH,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
-    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+    member_confidence: float | None = None,
     inputs: list[dict[str, Any]] | None = None,
     jobs: int | None = 1,
     messages_format: str = "jsonl",
@@ -734,7 +737,8 @@ def score_stream(
             "groups_config": sorted(run.config),
             "anonymized": anonymize,
             "relevance_threshold": relevance_threshold,
-            "member_confidence": member_confidence,
+            "member_confidence": run.member_confidence,
+            "member_rule": "family-wise" if run.member_rule is not None else "fixed",
             "context": run.context_model is not None,
         },
         "inputs": inputs if inputs is not None else [],
@@ -770,7 +774,7 @@ def score_exports(
     messages_format: str = "jsonl",
     context: bool = False,
     keep_overlaps: bool = False,
-    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+    member_confidence: float | None = None,
 ) -> dict[str, Any]:
     """Read exports, classify and score every group; write ``out_dir`` outputs if given.
 

@@ -89,9 +89,14 @@ def summary_table(report: dict[str, Any]) -> Table:
             _num(g["flood_rate"]),
             _trend_text(g),
         )
-    conf = report.get("settings", {}).get("member_confidence")
-    counted = (f"members with an on-topic message the model is ≥ {conf:.0%} sure of" if conf
-               else "members with an on-topic message")
+    settings = report.get("settings", {})
+    conf = settings.get("member_confidence")
+    if settings.get("member_rule") == "family-wise":
+        counted = "members with an on-topic message the model is sure enough of (surer, the more they post)"
+    elif conf:
+        counted = f"members with an on-topic message the model is ≥ {conf:.0%} sure of"
+    else:
+        counted = "members with an on-topic message"
     table.caption = (f"act = 有效活跃度 effective activity: {counted} ÷ base; eff = those members / members "
                      "with any on-topic message; share = effective message share, vert = 垂直度 verticality (both "
                      "estimated from the model's probabilities, not counted on labels), "
@@ -264,6 +269,11 @@ def _effective_members_text(g: dict[str, Any]) -> str:
     """What the effective-activity figure counts, in an operator's words."""
     sure, any_ = g.get("effective_members"), g.get("effective_members_any")
     conf = g.get("member_confidence") or 0
+    rule = g.get("member_rule") or {}
+    if any_ is not None and rule.get("rule") == "family-wise":
+        t = rule.get("thresholds", {})
+        return (f"{sure} of the {any_} members with on-topic messages: those with one the model is sure enough of, "
+                f"≥ {t.get('1', 0):.0%} for a member with 1 message, ≥ {t.get('10', 0):.0%} with 10")
     if any_ is None or not conf:
         return f"{sure} member{'' if sure == 1 else 's'} with an on-topic message"
     return (f"{sure} of the {any_} members with on-topic messages: those with at least one the model is "
@@ -271,10 +281,16 @@ def _effective_members_text(g: dict[str, Any]) -> str:
 
 
 def _members_note(report: dict[str, Any]) -> str:
-    conf = report.get("settings", {}).get("member_confidence")
+    settings = report.get("settings", {})
+    conf = settings.get("member_confidence")
     vert = ("垂直度 is the expected share of effective messages (on-topic talk and on-topic questions) among "
             "the non-ads, summed from the model's probabilities: counting labels misses the talk the model is "
             "unsure of. Each group also shows the share by labels.")
+    if settings.get("member_rule") == "family-wise":
+        return ('<p class="meta">有效活跃度 counts a member on their best on-topic message when the model is sure '
+                "enough of it, and asks more of members who post more: one doubtful message among a chatter's "
+                "many does not make them active, and a member with one clear message counts. Each group shows "
+                f"how many members have any on-topic message. {vert}</p>")
     if not conf:
         return f'<p class="meta">{vert}</p>'
     return (f'<p class="meta">有效活跃度 counts a member on an on-topic message the model is at least {conf:.0%} '

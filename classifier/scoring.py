@@ -69,11 +69,13 @@ no timestamp count everywhere except the day/week/hour series and the answer win
 from __future__ import annotations
 
 import heapq
+import json
 import statistics
 from array import array
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -105,6 +107,77 @@ _AD_COL, _Q_COL, _ON_COL = LABELS.index(_AD), LABELS.index(_QUESTION), LABELS.in
 DEFAULT_MEMBER_CONFIDENCE = 0.75
 # p(on_topic) + p(question) is a float sum: 0.6 + 0.15 must reach 0.75.
 _SURE_TOLERANCE = 1e-9
+# The family-wise member rule's alpha (MemberRule), chosen on out-of-fold predictions for the
+# qq_group TRAINING rows over member scales 0.25-2 (bench/member_confidence.py).
+DEFAULT_MEMBER_ALPHA = 0.1
+
+
+class MemberRule:
+    """When does a member with ``n`` messages count as effective? The *family-wise* rule: when
+    the p(effective) of their best effective message reaches ``t(n)``, the (1 − alpha) ** (1 / n)
+    quantile of p(effective) over messages that are NOT effective (``null``: the model's
+    out-of-fold predictions for real chat, shipped as ``members.json``).
+
+    A member with no effective message then counts with chance ≈ ``alpha`` however much they
+    post, where a fixed threshold lets every further message add a chance of one confident
+    mistake (heavy posters came out active) and holds light posters to the same bar as heavy
+    ones. t(n) rises with n: one message needs little, twenty need a near-certain one.
+
+    >>> r = MemberRule([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], alpha=0.5)
+    >>> round(r.threshold(1), 2), round(r.threshold(4), 2)
+    (0.5, 0.78)
+    """
+
+    FILE = "members.json"
+
+    def __init__(self, null: Sequence[float], alpha: float = DEFAULT_MEMBER_ALPHA, meta: Mapping | None = None) -> None:
+        null = np.sort(np.asarray(null, dtype=float))
+        if null.ndim != 1 or not len(null) or not np.all((null >= 0) & (null <= 1)):
+            raise GroupscoreError("member rule: the null distribution must be a non-empty list of probabilities")
+        if not 0.0 < alpha < 1.0:
+            raise GroupscoreError(f"member rule: alpha must be in (0, 1), got {alpha!r}")
+        self.null = null
+        self.alpha = float(alpha)
+        self.meta = dict(meta or {})
+        self._t: dict[int, float] = {}
+
+    def threshold(self, n: int) -> float:
+        t = self._t.get(n)
+        if t is None:
+            t = self._t[n] = float(np.quantile(self.null, (1.0 - self.alpha) ** (1.0 / max(1, n))))
+        return t
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": "family-wise", "alpha": self.alpha, "null_messages": len(self.null),
+                "thresholds": {str(n): round(self.threshold(n), 4) for n in (1, 2, 3, 5, 10, 20, 50, 100)},
+                **({"source": self.meta["source"]} if "source" in self.meta else {})}
+
+    def save(self, path: str | Path) -> None:
+        Path(path, self.FILE).write_text(json.dumps(
+            {"alpha": self.alpha, "null": [round(float(x), 6) for x in self.null], "meta": self.meta},
+            ensure_ascii=False, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MemberRule | None":
+        """The directory's member rule, or ``None`` when it has none (the fixed threshold is used)."""
+        f = Path(path, cls.FILE)
+        if not f.is_file():
+            return None
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+            return cls(d["null"], d.get("alpha", DEFAULT_MEMBER_ALPHA), d.get("meta"))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise GroupscoreError(f"cannot load member rule {f}: {err}") from None
+
+
+def member_settings(classifier: Any, member_confidence: float | None) -> tuple[float, "MemberRule | None"]:
+    """``(confidence, rule)`` for a run: ``member_confidence=None`` counts members by the model's
+    member rule (``members.json``) when it ships one, else at ``DEFAULT_MEMBER_CONFIDENCE``; a
+    number asks for that fixed threshold (0: every effective-labelled message counts). The
+    confidence also decides each message's ``sure`` flag."""
+    if member_confidence is None:
+        return DEFAULT_MEMBER_CONFIDENCE, getattr(classifier, "member_rule_", None)
+    return check_member_confidence(member_confidence), None
 
 
 def check_member_confidence(value: float) -> float:
@@ -151,13 +224,14 @@ def _iso_week(d: date) -> str:
 
 
 class _Member:
-    __slots__ = ("name", "messages", "effective", "sure", "ads", "questions", "recent")
+    __slots__ = ("name", "messages", "effective", "sure", "best", "ads", "questions", "recent")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.messages = 0
         self.effective = 0
         self.sure = 0  # effective messages at or above the member confidence
+        self.best = -1.0  # highest p(effective) of an effective message (1.0 for a gold label); -1: none
         self.ads = 0
         self.questions = 0
         # The last FLOOD_MEMORY distinct texts -> when last sent (insertion order = age).
@@ -211,6 +285,7 @@ class GroupScorer:
         admins: Sequence[str] = (),
         relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
         member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+        member_rule: MemberRule | None = None,
         answer_window: timedelta = timedelta(minutes=30),
         flood_window: timedelta = timedelta(hours=24),
         members_source: str = "given",
@@ -224,6 +299,8 @@ class GroupScorer:
         self.admins: set[str] = {a for a in admins if a}  # the pipeline adds pseudonymised admins as it meets them
         self.relevance_threshold = relevance_threshold
         self.member_confidence = check_member_confidence(member_confidence)
+        # With a rule, effective members are counted by it; else on a message >= member_confidence.
+        self.member_rule = member_rule
         self.answer_window = answer_window
         self.flood_window = flood_window
         self._window_s = answer_window.total_seconds()
@@ -240,7 +317,8 @@ class GroupScorer:
         self.unknown_sender = 0
         self.labels = dict.fromkeys(LABELS, 0)
         self._members: dict[str, _Member] = {}
-        self._days: dict[date, list] = {}  # day -> [messages, effective, effective members, senders]
+        # day -> [messages, effective, {member: best p(effective)}, {sender: messages that day}]
+        self._days: dict[date, list] = {}
         self._hour_messages = [0] * 24
         self._hour_effective = [0] * 24
         self._first: datetime | None = None
@@ -312,10 +390,12 @@ class GroupScorer:
             rel = 0.0 if relevance is None else relevance
             effective = is_effective(label, rel, threshold)
             sure = False
+            best = -1.0
             if effective:
                 self.effective += 1  # counted here, not at the end: an error mid-batch leaves it right
                 n_effective += 1
                 sure = p_eff is None or p_eff >= confidence
+                best = 1.0 if p_eff is None else p_eff
             if p_eff is None:
                 if effective:
                     exp_eff += 1.0
@@ -339,6 +419,8 @@ class GroupScorer:
                     member.effective += 1
                     if sure:
                         member.sure += 1
+                    if best > member.best:
+                        member.best = best
                 if label == _AD:
                     member.ads += 1
             else:
@@ -357,17 +439,18 @@ class GroupScorer:
                 d = t.date()
                 day = days.get(d)
                 if day is None:
-                    day = days[d] = [0, 0, set(), set()]
+                    day = days[d] = [0, 0, {}, {}]
                 day[0] += 1
                 if key:
-                    day[3].add(key)
+                    n_day = day[3]
+                    n_day[key] = n_day.get(key, 0) + 1
                 h = t.hour
                 hour_messages[h] += 1
                 if effective:
                     day[1] += 1
                     hour_effective[h] += 1
-                    if key and sure:
-                        day[2].add(key)
+                    if key and best > day[2].get(key, -1.0):
+                        day[2][key] = best
 
             if member is not None and msg.kind in FLOOD_KINDS:
                 text = msg.text.strip()
@@ -451,6 +534,18 @@ class GroupScorer:
             self._open = keep
 
     # ------------------------------------------------------------------ report
+    def _counts(self, n: int, best: float) -> bool:
+        """Does a member with ``n`` messages whose best effective message has p(effective)
+        ``best`` (-1: none) count as effective? By the member rule, else the fixed threshold."""
+        if best < 0.0:
+            return False
+        if self.member_rule is not None:
+            return best >= self.member_rule.threshold(n) - _SURE_TOLERANCE
+        return best >= self.member_confidence - _SURE_TOLERANCE
+
+    def _effective_members(self, best: Mapping[str, float], n: Mapping[str, int]) -> int:
+        return sum(1 for k, b in best.items() if self._counts(n.get(k, 1), b))
+
     @property
     def members_base(self) -> int:
         return self.members_given if self.members_given is not None else len(self._members)
@@ -461,7 +556,7 @@ class GroupScorer:
         ads = self.labels[_AD]
         base = self.members_base
         senders = len(self._members)
-        effective_members = sum(1 for m in self._members.values() if m.sure)
+        effective_members = sum(1 for m in self._members.values() if self._counts(m.messages, m.best))
         # With no message labelled non-ad (a group of nothing but ads) the ratio would be one of
         # two small sums of leftover probability: no verticality, as when counting labels.
         expected_non_ads = non_system - self.expected_ads
@@ -488,6 +583,8 @@ class GroupScorer:
             "effective_members": effective_members,
             "effective_activity": pct(effective_members, base),
             "member_confidence": self.member_confidence,
+            "member_rule": (self.member_rule.describe() if self.member_rule is not None
+                            else {"rule": "fixed", "confidence": self.member_confidence}),
             "effective_members_any": sum(1 for m in self._members.values() if m.effective),
             "effective_message_share": pct(self.expected_effective, non_system),
             "verticality": pct(self.expected_effective, expected_non_ads) if non_system - ads and expected_non_ads > 0 else None,
@@ -584,7 +681,7 @@ class GroupScorer:
         d = first
         while d <= last:
             day = self._days.get(d)
-            eff_members = len(day[2]) if day else 0
+            eff_members = self._effective_members(day[2], day[3]) if day else 0
             out.append({
                 "date": d.isoformat(),
                 "messages": day[0] if day else 0,
@@ -599,28 +696,32 @@ class GroupScorer:
     def _weekly(self, base: int) -> list[dict[str, Any]]:
         if not self._days:
             return []
-        weeks: dict[date, list] = {}  # Monday -> [messages, effective, eff members, senders]
+        weeks: dict[date, list] = {}  # Monday -> like a day: [messages, effective, best, per-sender messages]
         for d, day in self._days.items():
             monday = d - timedelta(days=d.weekday())
             w = weeks.get(monday)
             if w is None:
-                w = weeks[monday] = [0, 0, set(), set()]
+                w = weeks[monday] = [0, 0, {}, {}]
             w[0] += day[0]
             w[1] += day[1]
-            w[2] |= day[2]
-            w[3] |= day[3]
+            for k, b in day[2].items():
+                if b > w[2].get(k, -1.0):
+                    w[2][k] = b
+            for k, c in day[3].items():
+                w[3][k] = w[3].get(k, 0) + c
         out = []
         monday, last = min(weeks), max(weeks)
         while monday <= last:
-            w = weeks.get(monday, [0, 0, (), ()])
+            w = weeks.get(monday, [0, 0, {}, {}])
+            eff_members = self._effective_members(w[2], w[3])
             out.append({
                 "week": _iso_week(monday),
                 "start": monday.isoformat(),
                 "messages": w[0],
                 "effective": w[1],
                 "senders": len(w[3]),
-                "effective_members": len(w[2]),
-                "effective_activity": pct(len(w[2]), base),
+                "effective_members": eff_members,
+                "effective_activity": pct(eff_members, base),
             })
             monday += timedelta(days=7)
         return out
@@ -813,7 +914,7 @@ def score_messages(
     admins: Sequence[str] = (),
     group: str | None = None,
     relevance_threshold: float = DEFAULT_RELEVANCE_THRESHOLD,
-    member_confidence: float = DEFAULT_MEMBER_CONFIDENCE,
+    member_confidence: float | None = None,
     batch_size: int = 4096,
     context: bool = False,
 ) -> dict[str, Any]:
@@ -834,6 +935,7 @@ def score_messages(
             if len(head) >= INDUCE_MESSAGES:
                 break
     resolved = resolve_topic(classifier, topic, [m.text for m in head if m.kind in TOPIC_KINDS])
+    confidence, rule = member_settings(classifier, member_confidence)
     scorer: GroupScorer | None = None
     ctx = getattr(classifier, "context_", None) if context else None
     stream = ContextStream(ctx) if ctx is not None else None
@@ -843,7 +945,8 @@ def score_messages(
         if scorer is None:
             name = group if group is not None else (batch[0].group if batch else "")
             scorer = GroupScorer(name, resolved, members=members, admins=admins,
-                                 relevance_threshold=relevance_threshold, member_confidence=member_confidence)
+                                 relevance_threshold=relevance_threshold, member_confidence=confidence,
+                                 member_rule=rule)
         cb = classify_batch(classifier, batch, resolved)
         if stream is not None:
             batch, cb = context_push(stream, batch, cb)

@@ -229,6 +229,21 @@ def qq_out_of_fold(model_dir: str | Path, shared_dir: str | Path, folds: int = 4
                        val, probs, rel, T)
 
 
+def member_rule_from(oof: QQOutOfFold, alpha: float | None = None):
+    """The family-wise member rule (:class:`~classifier.scoring.MemberRule`) of a model: its null
+    distribution is p(effective) of the gold NON-effective qq_group training rows, out-of-fold."""
+    from .scoring import DEFAULT_MEMBER_ALPHA, MemberRule, effective_probability
+
+    from .base import DEFAULT_RELEVANCE_THRESHOLD
+
+    train = np.flatnonzero(~oof.validation)
+    p_eff = effective_probability(oof.calibrated()[train], oof.relevance[train], DEFAULT_RELEVANCE_THRESHOLD)
+    null = p_eff[[oof.labels[i] not in ("on_topic", "question") for i in train]]
+    return MemberRule(null, DEFAULT_MEMBER_ALPHA if alpha is None else alpha,
+                      {"source": "qq_group_train.jsonl training rows that are not effective, out-of-fold p(effective)",
+                       "rows": int(len(null))})
+
+
 def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int = 4, progress: bool = True) -> dict:
     """Fit the conversation-context stage of a linear model directory on the real group chat.
 
@@ -242,6 +257,7 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
     from .context import ContextModel
 
     oof = qq_out_of_fold(model_dir, shared_dir, folds, progress)
+    member_rule_from(oof).save(model_dir)
     probs, rel, val, T, labels = oof.probs, oof.relevance, oof.validation, oof.temperature, oof.labels
     ctx = ContextModel.fit(probs, rel, labels, ~val, temperature=T,
                            meta={"source": "qq_group_train.jsonl (chat order), out-of-fold", "folds": folds})

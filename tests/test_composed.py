@@ -188,7 +188,7 @@ def full_bench(pools, tmp_path_factory):
     wd = tmp_path_factory.mktemp("bench")
     return {mc: ce.run_bench(clf, ce.SPECS, pools=pools, formats=("qq_txt",), workdir=wd / str(mc),
                              member_confidence=mc)
-            for mc in (ce.DEFAULT_MEMBER_CONFIDENCE, 0.0)}
+            for mc in (None, 0.0)}
 
 
 def _table(res) -> str:
@@ -200,7 +200,7 @@ def _table(res) -> str:
 
 @needs_model
 def test_default_model_within_the_bar(full_bench):
-    res = full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    res = full_bench[None]
     assert len(res.runs) == len(ce.SPECS) * len(ce.TOPIC_MODES)
     for r in res.runs:
         assert r.error("effective_activity") <= BAR, _table(res)
@@ -227,7 +227,7 @@ def test_topics_the_model_never_trained_with_stay_within_the_bar(pools, tmp_path
 def test_counting_labels_under_estimates_the_verticality_of_real_chat(full_bench):
     # Verticality is counted as expected numbers (sums of probabilities). Counting labels
     # instead misses the bar on the real QQ chat, where on_topic recall is low: that is why.
-    res = full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    res = full_bench[None]
     assert sum(r.group == "games_real" for r in res.runs) == len(ce.TOPIC_MODES)
     for r in res.runs:
         if r.group == "games_real":
@@ -240,7 +240,7 @@ def test_counting_labels_under_estimates_the_verticality_of_real_chat(full_bench
 def test_counting_every_effective_label_over_estimates_activity(full_bench):
     # The plain count (member confidence 0): one false positive among a chatter's messages makes
     # them active, so effective activity comes out too high.
-    plain, sure = full_bench[0.0], full_bench[ce.DEFAULT_MEMBER_CONFIDENCE]
+    plain, sure = full_bench[0.0], full_bench[None]
     assert max(plain.errors("effective_activity")) > BAR, _table(plain)
     over = [r.predicted["effective_activity"] - r.true["effective_activity"] for r in plain.runs]
     assert sum(over) > 0 and sum(plain.errors("effective_activity")) > 2 * sum(sure.errors("effective_activity"))
