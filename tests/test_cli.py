@@ -1,6 +1,7 @@
 """The CLI contract other tools depend on: predict, evaluate, train (score is in test_report)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,9 +103,13 @@ def test_train_writes_a_loadable_model(tmp_path):
     if shipped["features"].get("word_vectors"):
         assert meta["features"]["word_vectors"] == shipped["features"]["word_vectors"]
         assert (out / "embeddings.npz").is_file()
+    # a retrained directory loses the stages fitted on the previous model's predictions
+    for stale in ("context.json", "members.json"):
+        shutil.copy(ROOT / "models" / "default" / stale, out / stale)
     r = runner.invoke(app, ["train", str(data), "--out", str(out), "--embeddings", "none"])  # and no --topic
     assert r.exit_code == 0, r.output
     assert not (out / "embeddings.npz").exists()
+    assert not (out / "context.json").exists() and not (out / "members.json").exists()
     assert json.loads((out / "model.json").read_text(encoding="utf-8"))["features"]["word_vectors"] is None
     r = runner.invoke(app, ["train", str(data), "--out", str(out), "--embeddings", str(tmp_path / "nowhere")])
     assert r.exit_code == 1 and "no word vectors" in r.output
@@ -118,8 +123,6 @@ def test_train_rejects_bad_labels(tmp_path):
 
 @needs_default
 def test_context_flag_warns_when_the_model_has_no_context_stage(tmp_path):
-    import shutil
-
     bare = tmp_path / "bare"
     shutil.copytree(ROOT / "models" / "default", bare)
     (bare / "context.json").unlink()  # like a model from `groupscore train`

@@ -314,3 +314,12 @@ def test_topics_do_not_depend_on_the_hash_seed(tmp_path):
                              capture_output=True, text=True, check=True)
         outs.add(run.stdout)
     assert len(outs) == 1
+
+
+def test_shipped_model_carries_its_member_rule():
+    from classifier import load_model
+
+    rule = load_model().member_rule_
+    assert rule is not None and len(rule.null) > 100
+    t = [rule.threshold(n) for n in (1, 5, 20)]
+    assert 0.3 < t[0] < t[1] < t[2] < 1.0    # one message needs less than twenty

@@ -356,3 +356,66 @@ def test_member_confidence_boundary_is_inclusive_despite_float_sums():
     for bad in (1.5, -0.1, float("nan")):
         with pytest.raises(GroupscoreError, match="member confidence"):
             GroupScorer("G", Topic(), member_confidence=bad)
+
+
+# ---------------------------------------------------------------------- the family-wise member rule
+def test_member_rule_threshold_rises_with_the_messages_a_member_posts():
+    from classifier.scoring import MemberRule
+
+    rule = MemberRule([i / 10 for i in range(11)], alpha=0.1)   # null 0.0, 0.1, ..., 1.0
+    assert rule.threshold(1) == pytest.approx(0.9)              # 0.9 ** 1 quantile
+    assert rule.threshold(2) == pytest.approx(0.9 ** 0.5)       # quantile 0.9487 of 0..1 in steps of 0.1
+    assert rule.threshold(1) < rule.threshold(5) < rule.threshold(50) <= 1.0
+    for bad in ([], [1.5], [[0.1]]):
+        with pytest.raises(GroupscoreError):
+            MemberRule(bad)
+    with pytest.raises(GroupscoreError):
+        MemberRule([0.5], alpha=1.0)
+
+
+def test_family_wise_rule_counts_heavy_posters_on_surer_messages():
+    from classifier.scoring import MemberRule
+
+    rule = MemberRule([i / 10 for i in range(11)], alpha=0.1)   # t(1) = 0.9, t(4) = 0.974
+    s = GroupScorer("g", Topic(source="given"), member_rule=rule)
+    on = {"on_topic": 0.95, "question": 0.0, "ad": 0.05, "off_topic": 0.0}
+    off = {"on_topic": 0.0, "question": 0.0, "ad": 0.0, "off_topic": 1.0}
+    s.add(msg(0, "A", "x"), "on_topic", on, 0.9)               # A: 1 message, best 0.95 >= t(1) = 0.9
+    s.add(msg(1, "B", "y"), "on_topic", on, 0.9)               # B: 4 messages, best 0.95 < t(4)
+    for k in range(3):
+        s.add(msg(2 + k, "B", f"z{k}"), "off_topic", off, 0.1)
+    s.add(msg(60 * 24, "C", "w"), "on_topic", None, 0.9)       # a gold label counts, whatever n
+    for k in range(9):
+        s.add(msg(60 * 24 + 1 + k, "C", f"v{k}"), "off_topic", None, 0.1)
+    r = s.result()
+    assert r["effective_members_any"] == 3 and r["effective_members"] == 2      # A and C, not B
+    assert r["member_rule"]["rule"] == "family-wise" and r["member_rule"]["thresholds"]["1"] == 0.9
+    # per day, n is the member's messages that day: the same rule, day by day
+    assert [d["effective_members"] for d in r["daily"]] == [1, 1]
+    assert r["weekly"][0]["effective_members"] == 2
+    # without the rule the fixed 0.75 counts B too
+    fixed = GroupScorer("g", Topic(source="given"))
+    for m, label, p, rel in [(msg(0, "A", "x"), "on_topic", on, 0.9), (msg(1, "B", "y"), "on_topic", on, 0.9)]:
+        fixed.add(m, label, p, rel)
+    assert fixed.result()["effective_members"] == 2 and fixed.result()["member_rule"] == {"rule": "fixed", "confidence": 0.75}
+
+
+def test_member_settings_model_rule_unless_a_confidence_is_asked_for(tmp_path):
+    from classifier.scoring import MemberRule, member_settings
+
+    class WithRule(FakeClassifier):
+        member_rule_ = MemberRule([0.2, 0.4, 0.6])
+
+    assert member_settings(WithRule(), None) == (DEFAULT_MEMBER_CONFIDENCE, WithRule.member_rule_)
+    assert member_settings(WithRule(), 0.6) == (0.6, None)
+    assert member_settings(FakeClassifier(), None) == (DEFAULT_MEMBER_CONFIDENCE, None)
+    with pytest.raises(GroupscoreError):
+        member_settings(WithRule(), 1.5)
+    # saved and loaded as JSON; a broken file is a one-line error
+    WithRule.member_rule_.save(tmp_path)
+    back = MemberRule.load(tmp_path)
+    assert list(back.null) == [0.2, 0.4, 0.6] and back.alpha == WithRule.member_rule_.alpha
+    assert MemberRule.load(tmp_path / "nowhere") is None
+    (tmp_path / MemberRule.FILE).write_text("{\"null\": \"x\"}", encoding="utf-8")
+    with pytest.raises(GroupscoreError, match="cannot load member rule"):
+        MemberRule.load(tmp_path)
