@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """How sure must an effective message be to count its sender as active? Measured on real chat
 the model did not train on, and NOT on the composed exports the effective-activity error is
-reported on.
+reported on. (The fixed thresholds below were the previous release's rule; the scorer now uses
+the family-wise rule t(n), rows "best >= t(n)", see ``FWER_ALPHAS``.)
 
 Effective activity counts members with >= 1 effective message. Counted on the model's labels,
 a chatter with twenty messages needs only one false positive to become "active", so the figure
@@ -48,22 +49,24 @@ import composed_exports as ce  # noqa: E402
 from classifier import LABELS, GroupscoreError, Topic  # noqa: E402
 from classifier.base import DEFAULT_RELEVANCE_THRESHOLD  # noqa: E402
 from classifier.data import QQ_TOPIC  # noqa: E402
-from classifier.scoring import (DEFAULT_MEMBER_CONFIDENCE, GroupScorer, MemberRule, effective_probability,  # noqa: E402
-                                is_effective, is_sure)
+from classifier.scoring import (DEFAULT_MEMBER_ALPHA, DEFAULT_MEMBER_CONFIDENCE, GroupScorer,  # noqa: E402
+                                MemberRule, effective_probability, is_effective, is_sure)
 from classifier.training import QQOutOfFold, member_rule_from, qq_out_of_fold  # noqa: E402
 from classifier.records import Message  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 HEAVY_RULE = "1 + n//10 sure (not used)"
-# A rule the README discusses and the scorer does NOT use: a member with n messages counts when
-# their best effective message reaches t(n), the quantile (1 - alpha) ** (1 / n) of p(effective)
-# over the gold NON-effective training rows: the chance that a member with no effective message
-# is counted stays near alpha however much they post (family-wise error control).
-FWER_ALPHAS = (0.1, 0.2)
+# The scorer's member rule (classifier.scoring.MemberRule, alpha DEFAULT_MEMBER_ALPHA) and a
+# variant: a member with n messages counts when their best effective message reaches t(n), the
+# quantile (1 - alpha) ** (1 / n) of p(effective) over the gold NON-effective training rows: the
+# chance that a member with no effective message is counted stays near alpha however much they
+# post (family-wise error control).
+FWER_ALPHAS = (DEFAULT_MEMBER_ALPHA, 0.2)
 
 
 def fwer_rule(alpha: float) -> str:
-    return f"best >= t(n), alpha {alpha:g} (not used)"
+    used = "the scorer's rule" if alpha == DEFAULT_MEMBER_ALPHA else "not used"
+    return f"best >= t(n), alpha {alpha:g} ({used})"
 
 
 def null_distribution(oof: QQOutOfFold) -> np.ndarray:
@@ -95,9 +98,9 @@ def errors(oof: QQOutOfFold, stretches: int, seeds: int,
     """Per threshold, predicted minus true effective activity for every stretch and seed.
 
     ``member_scale``: members times this (same messages), as ``composed_exports.py
-    --member-scale``. Also returned, under ``HEAVY_RULE`` and ``fwer_rule(alpha)``, rules the
-    README discusses and the scorer does NOT use: a member needs 1 + n // 10 sure messages out of
-    their n; a member's best effective message must reach t(n) (see ``FWER_ALPHAS``). The null
+    --member-scale``. Also returned, under ``HEAVY_RULE`` and ``fwer_rule(alpha)``: a member needs
+    1 + n // 10 sure messages out of their n (not used); a member's best effective message must
+    reach t(n) (see ``FWER_ALPHAS``; alpha 0.1 is the scorer's default rule). The null
     distribution of t(n) comes from every training row, so it is not out of sample for the
     stretches it is applied to.
     """

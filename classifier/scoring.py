@@ -9,16 +9,18 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
   ``"export"`` when the reader found it in the export), else the number of distinct senders
   (``"distinct_senders"``). A member is ``sender_id`` when the export has ids, else the name.
 - **effective_activity** (有效活跃度) = members with ≥ 1 effective message ÷ ``members_base``,
-  where a member counts on a *sure* effective message: one the model gives probability
-  ≥ ``member_confidence`` (``DEFAULT_MEMBER_CONFIDENCE``, 0.75) of being effective, i.e.
-  p(on_topic), plus p(question) when the relevance reaches the threshold. A member is "active"
-  on their best message, so over many messages a few uncertain calls would make most chatters
-  active (+11.5 points on average on out-of-fold real chat, bench/member_confidence.py);
-  ``member_confidence=0`` counts every
+  where a member counts on their best effective message: with a :class:`MemberRule` (the
+  model's ``members.json``; ``score`` uses it unless ``member_confidence`` is given) when its
+  p(effective) — p(on_topic), plus p(question) when the relevance reaches the threshold —
+  reaches t(n) for the member's n messages, a bar that rises with n; without one, when it
+  reaches ``member_confidence`` (``DEFAULT_MEMBER_CONFIDENCE``, 0.75). A member is "active" on
+  their best message, so over many messages a few uncertain calls would make most chatters
+  active (+11.5 points on average on out-of-fold real chat, bench/member_confidence.py), and a
+  fixed bar still over-counts heavy posters. ``member_confidence=0`` counts every
   effective-labelled message, and ``effective_members_any`` is that count. Messages given
-  without probabilities (gold labels) are sure. The same rule picks the effective members of
-  the daily/weekly series; the strata and top contributors describe the labels (core + active
-  = ``effective_members_any``).
+  without probabilities (gold labels) always count. The same rule picks the effective members
+  of the daily/weekly series, with n = the member's messages in that day/week; the strata and
+  top contributors describe the labels (core + active = ``effective_members_any``).
 - **effective_message_share** = effective ÷ (messages − system), and **verticality** (垂直度) =
   effective ÷ (messages − system − ad), with "effective" and "ad" counted as *expected* numbers:
   the sum over messages of the model's p(effective) (as above) and p(ad); verticality is ``None``

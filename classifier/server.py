@@ -226,7 +226,8 @@ class ScoreRequest(_In):
     )
     member_confidence: float | None = Field(
         None, ge=0, le=1,
-        description="How sure an effective message must be to count its sender in effective activity (default 0.75; 0 = any).",
+        description="A fixed bar: count a member on an effective message with p(effective) at least this "
+                    "(0 = any). Absent: the model's member rule, which asks more of members who post more.",
     )
     messages: list[ScoreMessage]
 
