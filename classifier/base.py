@@ -157,3 +157,14 @@ class Example:
     source: str = ""
     weight: float = 1.0
     generated: bool = False
+
+
+# Stages fitted on a model's own predictions (classifier.context, classifier.scoring.MemberRule):
+# a model saved into a directory makes the ones there stale (train.py fits them again).
+FITTED_STAGE_FILES = ("context.json", "members.json")
+
+
+def remove_fitted_stages(path: str | Path) -> None:
+    """Delete the stages an earlier model left in ``path`` (called by every backend's ``save``)."""
+    for name in FITTED_STAGE_FILES:
+        (Path(path) / name).unlink(missing_ok=True)

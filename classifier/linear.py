@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import __version__
-from .base import LABELS, Example, GroupscoreError, Prediction, Topic
+from .base import LABELS, Example, GroupscoreError, Prediction, Topic, remove_fitted_stages
 from .embed import FILES as EMBEDDING_FILES
 from .embed import StaticEmbeddings
 from .features import NAMES as CUE_NAMES
@@ -672,9 +672,7 @@ class LinearClassifier:
         else:
             for name in EMBEDDING_FILES:
                 (path / name).unlink(missing_ok=True)
-        # Fitted on the previous model's predictions: stale for this one (train.py refits them).
-        for name in ("context.json", "members.json"):
-            (path / name).unlink(missing_ok=True)
+        remove_fitted_stages(path)
         prev = self.meta_.get("model_json", {})
         meta = {
             "format": MODEL_FORMAT,

@@ -358,7 +358,7 @@ def _group_html(g: dict[str, Any]) -> str:
         num=(3,), text=(2,))
     ads = _table(["member", "ads", "messages"],
                  [(a["name"], a["ads"], a["messages"]) for a in m["top_ad_posters"]], num=(1, 2))
-    weekly = _table(["ISO week", "messages", "effective", "effective members (sure)", "有效活跃度"],
+    weekly = _table(["ISO week", "messages", "effective", "effective members", "有效活跃度"],
                     [(w["week"], w["messages"], w["effective"], w["effective_members"], _fmt_pct(w["effective_activity"]))
                      for w in g["weekly"][-12:]], num=(1, 2, 3, 4))
     warnings = "".join(f"<li>{_e(w)}</li>" for w in g.get("warnings", []))

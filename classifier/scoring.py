@@ -19,7 +19,8 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
   fixed bar still over-counts heavy posters. ``member_confidence=0`` counts every
   effective-labelled message, and ``effective_members_any`` is that count. Messages given
   without probabilities (gold labels) always count. The same rule picks the effective members
-  of the daily/weekly series, with n = the member's messages in that day/week; the strata and
+  of the daily/weekly series (a member's bar set by their messages over the whole export, so a
+  member counted on a day counts in its week and overall); the strata and
   top contributors describe the labels (core + active = ``effective_members_any``).
 - **effective_message_share** = effective ÷ (messages − system), and **verticality** (垂直度) =
   effective ÷ (messages − system − ad), with "effective" and "ad" counted as *expected* numbers:
@@ -72,6 +73,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import statistics
 from array import array
 from collections import deque
@@ -136,6 +138,8 @@ class MemberRule:
         null = np.sort(np.asarray(null, dtype=float))
         if null.ndim != 1 or not len(null) or not np.all((null >= 0) & (null <= 1)):
             raise GroupscoreError("member rule: the null distribution must be a non-empty list of probabilities")
+        if not np.all(np.isfinite(null)):
+            raise GroupscoreError("member rule: the null distribution holds a non-number")
         if not 0.0 < alpha < 1.0:
             raise GroupscoreError(f"member rule: alpha must be in (0, 1), got {alpha!r}")
         self.null = null
@@ -144,10 +148,29 @@ class MemberRule:
         self._t: dict[int, float] = {}
 
     def threshold(self, n: int) -> float:
+        """t(n). Past the last quantile the sample can show (1 − 1/(N + 1), about n = 60 for the
+        shipped 588 messages) the null's upper tail is extrapolated: exponential in log-odds,
+        fitted to the top 5 % of the sample (at least 10 values). Reading the sample there would
+        stop t(n) at its largest value and let very heavy posters in again."""
         t = self._t.get(n)
         if t is None:
-            t = self._t[n] = float(np.quantile(self.null, (1.0 - self.alpha) ** (1.0 / max(1, n))))
+            q = (1.0 - self.alpha) ** (1.0 / max(1, n))
+            size = len(self.null)
+            if q <= 1.0 - 1.0 / (size + 1) or size < 20:
+                t = float(np.quantile(self.null, q))
+            else:
+                t = self._tail(1.0 - q)
+            self._t[n] = t
         return t
+
+    def _tail(self, s: float) -> float:
+        z = np.log(np.clip(self.null, 1e-6, 1 - 1e-6) / (1 - np.clip(self.null, 1e-6, 1 - 1e-6)))
+        k = max(10, int(0.05 * len(z)))
+        top = np.sort(z)[-k:]
+        z_k = top[0]
+        beta = max(float(np.mean(top - z_k)), 1e-3)
+        z_s = z_k + beta * math.log((k / len(z)) / s)
+        return float(1.0 / (1.0 + math.exp(-z_s)))
 
     def describe(self) -> dict[str, Any]:
         return {"rule": "family-wise", "alpha": self.alpha, "null_messages": len(self.null),
@@ -168,7 +191,7 @@ class MemberRule:
         try:
             d = json.loads(f.read_text(encoding="utf-8"))
             return cls(d["null"], d.get("alpha", DEFAULT_MEMBER_ALPHA), d.get("meta"))
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, GroupscoreError) as err:
             raise GroupscoreError(f"cannot load member rule {f}: {err}") from None
 
 
@@ -190,7 +213,8 @@ def check_member_confidence(value: float) -> float:
 
 
 def is_sure(effective: bool, p_effective: float | None, confidence: float) -> bool:
-    """Does an effective message count its sender in effective activity? (``None``: gold label.)"""
+    """The ``sure`` flag of ``messages.jsonl``: effective with p(effective) ≥ ``confidence``
+    (``None``: gold label). With a fixed bar these are the messages that count their sender."""
     return effective and (p_effective is None or p_effective >= confidence - _SURE_TOLERANCE)
 
 
@@ -226,13 +250,12 @@ def _iso_week(d: date) -> str:
 
 
 class _Member:
-    __slots__ = ("name", "messages", "effective", "sure", "best", "ads", "questions", "recent")
+    __slots__ = ("name", "messages", "effective", "best", "ads", "questions", "recent")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.messages = 0
         self.effective = 0
-        self.sure = 0  # effective messages at or above the member confidence
         self.best = -1.0  # highest p(effective) of an effective message (1.0 for a gold label); -1: none
         self.ads = 0
         self.questions = 0
@@ -319,7 +342,7 @@ class GroupScorer:
         self.unknown_sender = 0
         self.labels = dict.fromkeys(LABELS, 0)
         self._members: dict[str, _Member] = {}
-        # day -> [messages, effective, {member: best p(effective)}, {sender: messages that day}]
+        # day -> [messages, effective, {member: best p(effective) that day}, senders]
         self._days: dict[date, list] = {}
         self._hour_messages = [0] * 24
         self._hour_effective = [0] * 24
@@ -377,7 +400,6 @@ class GroupScorer:
         days = self._days
         hour_messages, hour_effective = self._hour_messages, self._hour_effective
         threshold, flood_s = self.relevance_threshold, self._flood_s
-        confidence = self.member_confidence - _SURE_TOLERANCE  # is_sure, inlined
         n_effective = 0
         exp_eff, exp_ads = self.expected_effective, self.expected_ads
         for msg, label, relevance, p_eff, p_ad in records:
@@ -391,12 +413,10 @@ class GroupScorer:
             self._seq += 1
             rel = 0.0 if relevance is None else relevance
             effective = is_effective(label, rel, threshold)
-            sure = False
             best = -1.0
             if effective:
                 self.effective += 1  # counted here, not at the end: an error mid-batch leaves it right
                 n_effective += 1
-                sure = p_eff is None or p_eff >= confidence
                 best = 1.0 if p_eff is None else p_eff
             if p_eff is None:
                 if effective:
@@ -419,8 +439,6 @@ class GroupScorer:
                 member.messages += 1
                 if effective:
                     member.effective += 1
-                    if sure:
-                        member.sure += 1
                     if best > member.best:
                         member.best = best
                 if label == _AD:
@@ -441,11 +459,10 @@ class GroupScorer:
                 d = t.date()
                 day = days.get(d)
                 if day is None:
-                    day = days[d] = [0, 0, {}, {}]
+                    day = days[d] = [0, 0, {}, set()]
                 day[0] += 1
                 if key:
-                    n_day = day[3]
-                    n_day[key] = n_day.get(key, 0) + 1
+                    day[3].add(key)
                 h = t.hour
                 hour_messages[h] += 1
                 if effective:
@@ -545,8 +562,12 @@ class GroupScorer:
             return best >= self.member_rule.threshold(n) - _SURE_TOLERANCE
         return best >= self.member_confidence - _SURE_TOLERANCE
 
-    def _effective_members(self, best: Mapping[str, float], n: Mapping[str, int]) -> int:
-        return sum(1 for k, b in best.items() if self._counts(n.get(k, 1), b))
+    def _effective_members(self, best: Mapping[str, float]) -> int:
+        """Members of a day or week whose best effective message there passes the bar for
+        their message count over the WHOLE export: so a member counted on a day is counted in
+        its week and overall, and the weekly trend does not move with how much members post."""
+        members = self._members
+        return sum(1 for k, b in best.items() if self._counts(members[k].messages, b))
 
     @property
     def members_base(self) -> int:
@@ -683,7 +704,7 @@ class GroupScorer:
         d = first
         while d <= last:
             day = self._days.get(d)
-            eff_members = self._effective_members(day[2], day[3]) if day else 0
+            eff_members = self._effective_members(day[2]) if day else 0
             out.append({
                 "date": d.isoformat(),
                 "messages": day[0] if day else 0,
@@ -698,24 +719,23 @@ class GroupScorer:
     def _weekly(self, base: int) -> list[dict[str, Any]]:
         if not self._days:
             return []
-        weeks: dict[date, list] = {}  # Monday -> like a day: [messages, effective, best, per-sender messages]
+        weeks: dict[date, list] = {}  # Monday -> like a day: [messages, effective, best, senders]
         for d, day in self._days.items():
             monday = d - timedelta(days=d.weekday())
             w = weeks.get(monday)
             if w is None:
-                w = weeks[monday] = [0, 0, {}, {}]
+                w = weeks[monday] = [0, 0, {}, set()]
             w[0] += day[0]
             w[1] += day[1]
             for k, b in day[2].items():
                 if b > w[2].get(k, -1.0):
                     w[2][k] = b
-            for k, c in day[3].items():
-                w[3][k] = w[3].get(k, 0) + c
+            w[3] |= day[3]
         out = []
         monday, last = min(weeks), max(weeks)
         while monday <= last:
-            w = weeks.get(monday, [0, 0, {}, {}])
-            eff_members = self._effective_members(w[2], w[3])
+            w = weeks.get(monday, [0, 0, {}, set()])
+            eff_members = self._effective_members(w[2])
             out.append({
                 "week": _iso_week(monday),
                 "start": monday.isoformat(),

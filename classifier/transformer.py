@@ -319,6 +319,9 @@ class TransformerClassifier:
         self.model.save_pretrained(out, **kwargs)
         self.tokenizer.save_pretrained(out)
         from . import __version__
+        from .base import remove_fitted_stages
+
+        remove_fitted_stages(out)
 
         meta = dict(self.meta)
         if training:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 
 from classifier.base import GroupscoreError, Topic
@@ -390,7 +392,7 @@ def test_family_wise_rule_counts_heavy_posters_on_surer_messages():
     r = s.result()
     assert r["effective_members_any"] == 3 and r["effective_members"] == 2      # A and C, not B
     assert r["member_rule"]["rule"] == "family-wise" and r["member_rule"]["thresholds"]["1"] == 0.9
-    # per day, n is the member's messages that day: the same rule, day by day
+    # the series use each member's bar for their messages over the whole export
     assert [d["effective_members"] for d in r["daily"]] == [1, 1]
     assert r["weekly"][0]["effective_members"] == 2
     # without the rule the fixed 0.75 counts B too
@@ -419,3 +421,58 @@ def test_member_settings_model_rule_unless_a_confidence_is_asked_for(tmp_path):
     (tmp_path / MemberRule.FILE).write_text("{\"null\": \"x\"}", encoding="utf-8")
     with pytest.raises(GroupscoreError, match="cannot load member rule"):
         MemberRule.load(tmp_path)
+
+
+def test_series_hold_a_member_to_the_bar_of_their_whole_export():
+    # D posts 3 messages a day for 7 days, one of them on-topic at p 0.95. On its own day 3
+    # messages would need only t(3); over the export D has 21, and t(21) > 0.95: D is counted
+    # nowhere, so no day or week says more than the whole export.
+    from classifier.scoring import MemberRule
+
+    rule = MemberRule([i / 100 for i in range(101)], alpha=0.1)   # t(3) = 0.965, t(21) = 0.995
+    s = GroupScorer("g", Topic(source="given"), member_rule=rule)
+    on = {"on_topic": 0.97, "question": 0.0, "ad": 0.0, "off_topic": 0.03}
+    off = {"on_topic": 0.0, "question": 0.0, "ad": 0.0, "off_topic": 1.0}
+    for day in range(7):
+        for k in range(3):
+            label, p = ("on_topic", on) if (day, k) == (2, 0) else ("off_topic", off)
+            s.add(msg(60 * 24 * day + k, "D", f"d{day}{k}"), label, p, 0.9)
+    s.add(msg(60 * 24 * 2 + 5, "E", "e"), "on_topic", on, 0.9)           # E: one message at 0.97 >= t(1)
+    r = s.result()
+    assert r["effective_members_any"] == 2 and r["effective_members"] == 1     # E only
+    assert [d["effective_members"] for d in r["daily"]] == [0, 0, 1, 0, 0, 0, 0]
+    assert [w["effective_members"] for w in r["weekly"]] == [1]
+
+
+def test_member_rule_extrapolates_past_what_its_sample_can_show():
+    # 100 null values show quantiles up to 1 - 1/101; heavier posters get a bar from the fitted
+    # tail that keeps rising instead of stopping at the largest value
+    from classifier.scoring import MemberRule
+
+    rule = MemberRule(np.linspace(0.0, 0.95, 100), alpha=0.1)
+    top = float(rule.null.max())
+    assert rule.threshold(5) < top
+    assert top < rule.threshold(200) < rule.threshold(2000) < 1.0
+
+
+def test_score_uses_the_models_member_rule_unless_a_confidence_is_given(tmp_path):
+    # FakeClassifier: 0.9 on its label, so an on-topic message has p(effective) 0.9 + 1/30.
+    # A rule whose t(1) is above that counts nobody; the fixed 0.75 counts A.
+    from classifier.pipeline import score_exports
+    from classifier.scoring import MemberRule
+
+    class Ruled(FakeClassifier):
+        member_rule_ = MemberRule([0.99] * 10)
+
+    msgs = [msg(0, "A", "转化 复盘"), msg(1, "B", "今天天气好")]
+    assert score(msgs)["effective_members"] == 1
+    ruled = score_messages(msgs, Ruled(), topic=TOPIC)
+    assert ruled["effective_members"] == 0 and ruled["member_rule"]["rule"] == "family-wise"
+    assert score_messages(msgs, Ruled(), topic=TOPIC, member_confidence=0.75)["effective_members"] == 1
+    path = tmp_path / "g.jsonl"
+    path.write_text("\n".join(json.dumps({"group": "G", "sender": m.sender, "time": m.time.isoformat(),
+                                          "text": m.text}, ensure_ascii=False) for m in msgs), encoding="utf-8")
+    rep = score_exports([path], Ruled(), topic=TOPIC, out_dir=None, progress=False)
+    assert rep["settings"]["member_rule"] == "family-wise" and rep["groups"][0]["effective_members"] == 0
+    rep = score_exports([path], Ruled(), topic=TOPIC, out_dir=None, progress=False, member_confidence=0.75)
+    assert rep["settings"]["member_rule"] == "fixed" and rep["groups"][0]["effective_members"] == 1
