@@ -20,6 +20,8 @@ from .base import (
     GroupscoreError,
     Prediction,
     Topic,
+    check_stage_fingerprint,
+    model_fingerprint,
     read_model_json,
 )
 from .records import Message
@@ -93,4 +95,9 @@ def load_model(path: str | Path | None = None) -> Classifier:
     # (classifier.scoring.MemberRule); None when the directory has none.
     clf.context_ = ContextModel.load(model_dir)
     clf.member_rule_ = MemberRule.load(model_dir)
+    stages = [(s, f) for s, f in ((clf.context_, "context.json"), (clf.member_rule_, MemberRule.FILE)) if s is not None]
+    if stages:
+        fingerprint = model_fingerprint(model_dir)
+        for stage, name in stages:
+            check_stage_fingerprint(model_dir / name, stage.meta, fingerprint)
     return clf

@@ -168,3 +168,34 @@ def remove_fitted_stages(path: str | Path) -> None:
     """Delete the stages an earlier model left in ``path`` (called by every backend's ``save``)."""
     for name in FITTED_STAGE_FILES:
         (Path(path) / name).unlink(missing_ok=True)
+
+
+# The files that hold a backend's weights; their digest ties a fitted stage to its model.
+WEIGHT_FILES = ("weights.npz", "model.safetensors")
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """A short digest of the model directory's weight files ("" when it has none)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    found = False
+    for name in WEIGHT_FILES:
+        f = Path(path) / name
+        if f.is_file():
+            found = True
+            h.update(name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16] if found else ""
+
+
+def check_stage_fingerprint(stage_file: str | Path, meta: dict | None, fingerprint: str) -> None:
+    """One-line error when a fitted stage records another model's fingerprint than ``fingerprint``
+    (stages written before fingerprints were recorded carry none and are accepted)."""
+    recorded = (meta or {}).get("model")
+    if recorded and fingerprint and recorded != fingerprint:
+        raise GroupscoreError(
+            f"{stage_file} was fitted for another model (fingerprint {recorded}, this model {fingerprint}): "
+            "refit it with `python train.py --context-only --out DIR` or delete it")

@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs, read_model_json
+from .base import (LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs, model_fingerprint,
+                   read_model_json)
 from .data import QQ_TOPIC, VAL_PERCENT, build_splits, is_validation
 from .evaluation import calibration_error, evaluate_labels
 
@@ -257,10 +258,14 @@ def fit_context_stage(model_dir: str | Path, shared_dir: str | Path, folds: int 
     from .context import ContextModel
 
     oof = qq_out_of_fold(model_dir, shared_dir, folds, progress)
-    member_rule_from(oof).save(model_dir)
+    fingerprint = model_fingerprint(model_dir)  # ties both stages to these weights (load_model checks)
+    rule = member_rule_from(oof)
+    rule.meta["model"] = fingerprint
+    rule.save(model_dir)
     probs, rel, val, T, labels = oof.probs, oof.relevance, oof.validation, oof.temperature, oof.labels
     ctx = ContextModel.fit(probs, rel, labels, ~val, temperature=T,
-                           meta={"source": "qq_group_train.jsonl (chat order), out-of-fold", "folds": folds})
+                           meta={"source": "qq_group_train.jsonl (chat order), out-of-fold", "folds": folds,
+                                 "model": fingerprint})
     gold = [lab for lab, v in zip(labels, val) if v]
     alone = evaluate_labels(gold, label_from_probs(probs[val]))
     with_ctx = evaluate_labels(gold, label_from_probs(ctx.apply(probs, rel, calibrated=False)[val]))

@@ -323,3 +323,27 @@ def test_shipped_model_carries_its_member_rule():
     assert rule is not None and len(rule.null) > 100
     t = [rule.threshold(n) for n in (1, 5, 20)]
     assert 0.3 < t[0] < t[1] < t[2] < 1.0    # one message needs less than twenty
+
+
+def test_a_stage_fitted_for_another_model_is_refused(tmp_path):
+    # context.json / members.json record the digest of the weights they were fitted on; copied
+    # next to other weights they would silently skew the scores, so loading says so instead.
+    import json
+    import shutil
+
+    from classifier import GroupscoreError, load_model
+    from classifier.base import model_fingerprint
+
+    d = tmp_path / "m"
+    shutil.copytree(ROOT / "models" / "default", d)
+    meta = json.loads((d / "members.json").read_text(encoding="utf-8"))
+    meta["meta"]["model"] = model_fingerprint(d)
+    (d / "members.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert load_model(d).member_rule_ is not None                 # its own model: fine
+    meta["meta"]["model"] = "0123456789abcdef"
+    (d / "members.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(GroupscoreError, match="members.json was fitted for another model"):
+        load_model(d)
+    del meta["meta"]["model"]                                      # written before fingerprints: accepted
+    (d / "members.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert load_model(d).member_rule_ is not None
