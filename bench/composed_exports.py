@@ -57,7 +57,7 @@ from classifier.data import DOMAIN_TOPICS, is_validation, looks_like_question  #
 from classifier.formats import WRITERS, iter_messages, write_export  # noqa: E402
 from classifier.pipeline import score_exports  # noqa: E402
 from classifier.records import Message  # noqa: E402
-from classifier.scoring import DEFAULT_MEMBER_CONFIDENCE, GroupScorer, member_settings  # noqa: E402,F401
+from classifier.scoring import GroupScorer, effective_probability, is_sure, member_settings  # noqa: E402
 
 DEFAULT_SHARED = REPO.parent / "shared" / "datasets"
 TOPIC_MODES = ("given", "induced")
@@ -487,10 +487,10 @@ def predicted_scores(group: ComposedGroup, classifier: Classifier, fmt: str, wor
         effective.append(bool(r["effective"]))
         c = False
         if r["effective"]:
-            p = r["probs"]
-            pe = p["on_topic"] + (p["question"] if r["relevance"] >= pred["relevance_threshold"] else 0.0)
+            pe = float(effective_probability([[r["probs"][lab] for lab in LABELS]], [r["relevance"]],
+                                             pred["relevance_threshold"])[0])
             need = rule.threshold(sent[r["sender_id"] or r["sender"]]) if rule is not None else confidence
-            c = pe >= need - 1e-9
+            c = is_sure(True, pe, need)
         counts.append(c)
     truth = true_scores(group)
     true_figs = {**{k: truth[k] for k in FIGURES}, LABELLED: truth["verticality"]}

@@ -136,10 +136,9 @@ class MemberRule:
 
     def __init__(self, null: Sequence[float], alpha: float = DEFAULT_MEMBER_ALPHA, meta: Mapping | None = None) -> None:
         null = np.sort(np.asarray(null, dtype=float))
+        # NaN fails the range test too
         if null.ndim != 1 or not len(null) or not np.all((null >= 0) & (null <= 1)):
             raise GroupscoreError("member rule: the null distribution must be a non-empty list of probabilities")
-        if not np.all(np.isfinite(null)):
-            raise GroupscoreError("member rule: the null distribution holds a non-number")
         if not 0.0 < alpha < 1.0:
             raise GroupscoreError(f"member rule: alpha must be in (0, 1), got {alpha!r}")
         self.null = null
@@ -164,9 +163,10 @@ class MemberRule:
         return t
 
     def _tail(self, s: float) -> float:
-        z = np.log(np.clip(self.null, 1e-6, 1 - 1e-6) / (1 - np.clip(self.null, 1e-6, 1 - 1e-6)))
+        p = np.clip(self.null, 1e-6, 1 - 1e-6)
+        z = np.log(p / (1 - p))  # sorted, as the null is
         k = max(10, int(0.05 * len(z)))
-        top = np.sort(z)[-k:]
+        top = z[-k:]
         z_k = top[0]
         beta = max(float(np.mean(top - z_k)), 1e-3)
         z_s = z_k + beta * math.log((k / len(z)) / s)

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import (LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs, model_fingerprint,
-                   read_model_json)
+from .base import (DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, Example, GroupscoreError, Topic, label_from_probs,
+                   model_fingerprint, read_model_json)
 from .data import QQ_TOPIC, VAL_PERCENT, build_splits, is_validation
 from .evaluation import calibration_error, evaluate_labels
 
@@ -234,8 +234,6 @@ def member_rule_from(oof: QQOutOfFold, alpha: float | None = None):
     """The family-wise member rule (:class:`~classifier.scoring.MemberRule`) of a model: its null
     distribution is p(effective) of the gold NON-effective qq_group training rows, out-of-fold."""
     from .scoring import DEFAULT_MEMBER_ALPHA, MemberRule, effective_probability
-
-    from .base import DEFAULT_RELEVANCE_THRESHOLD
 
     train = np.flatnonzero(~oof.validation)
     p_eff = effective_probability(oof.calibrated()[train], oof.relevance[train], DEFAULT_RELEVANCE_THRESHOLD)
