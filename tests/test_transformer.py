@@ -290,6 +290,16 @@ def test_fine_tunes_a_local_base_model(tmp_path):
     texts = [t for t, _, _ in ROWS]
     assert np.array_equal(clf.predict_proba(texts, GAMES)[0], again.predict_proba(texts, GAMES)[0])
 
+    # freeze_embeddings: the token table stays the base model's while the rest learns.
+    kept = train_transformer(examples(), None, tmp_path / "ft1", base_model=base, epochs=2, lr=5e-3,
+                             batch_size=8, progress=False, freeze_embeddings=True)
+    assert torch.equal(kept.model.bert.embeddings.word_embeddings.weight.detach().cpu(), base_emb)
+    base_q = transformers.BertModel.from_pretrained(base).encoder.layer[0].attention.self.query.weight
+    assert not torch.equal(kept.model.bert.encoder.layer[0].attention.self.query.weight.detach().cpu(),
+                           base_q.detach())
+    assert kept.info()["training"]["freeze_embeddings"] is True
+    assert load_model(tmp_path / "ft1").info()["training"]["freeze_embeddings"] is True
+
 
 def test_load_rejects_directories_without_safetensors(tmp_path, trained):
     pytest.importorskip("torch")
