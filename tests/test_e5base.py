@@ -102,3 +102,16 @@ def test_a_file_that_is_not_an_e5_model_is_a_one_line_error(tmp_path):
         convert(tmp_path / "out", truncated)
     with pytest.raises(GroupscoreError, match="cannot read"):
         convert(tmp_path / "out", tmp_path / "missing.bin")
+
+
+def test_cli_reports_a_bad_source_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"E5S2" + b"\0" * 64)
+    res = CliRunner().invoke(app, ["e5-base", str(tmp_path / "out"), "--from", str(junk)])
+    assert res.exit_code == 1
+    assert res.output.strip().startswith("error:") and "not an E5S1 file" in res.output
+    assert len(res.output.strip().splitlines()) == 1

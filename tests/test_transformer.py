@@ -260,12 +260,13 @@ def test_base_model_path_errors(tmp_path):
         train_transformer(examples(), None, None, base_model=tmp_path / "broken", progress=False)
 
 
-def test_fine_tunes_a_local_base_model(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from classifier.transformer import make_char_tokenizer, train_transformer
+def tiny_base(base: Path) -> Path:
+    """A randomly initialised 1-layer BERT saved as a local Hugging Face directory."""
+    import torch
+    import transformers
 
-    base = tmp_path / "base"
+    from classifier.transformer import make_char_tokenizer
+
     vocab = build_char_vocab([t for t, _, _ in ROWS] + [GAMES, TRAVEL])
     make_char_tokenizer(vocab, max_len=64).save_pretrained(base)
     (base / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
@@ -273,6 +274,36 @@ def test_fine_tunes_a_local_base_model(tmp_path):
     cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
     transformers.BertForMaskedLM(cfg).save_pretrained(base)
+    return base
+
+
+def test_cli_train_passes_the_fine_tuning_options(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    base = tiny_base(tmp_path / "base")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab, "topic": topic}, ensure_ascii=False) + "\n"
+                            for t, lab, topic in ROWS * 3), encoding="utf-8")
+    res = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--backend", "transformer",
+                                   "--base-model", str(base), "--epochs", "2", "--lr", "0.001", "--max-len", "24",
+                                   "--freeze-embeddings", "--val-percent", "0"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
+    assert meta["max_len"] == 24
+    t = meta["training"]
+    assert (t["lr"], t["epochs"], t["freeze_embeddings"]) == (0.001, 2, True)
+
+
+def test_fine_tunes_a_local_base_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from classifier.transformer import train_transformer
+
+    base = tiny_base(tmp_path / "base")
     base_emb = transformers.BertModel.from_pretrained(base).embeddings.word_embeddings.weight.detach().clone()
 
     # lr=0 leaves the encoder as loaded: its embeddings must be the base model's, not random.
