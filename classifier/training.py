@@ -151,6 +151,9 @@ def train_default_model(
     transformer stops early on a stable 10 % of its *training* examples: the validation split
     only ever measures."""
     t0 = time.time()
+    if backend == "linear" and max_train is not None:
+        # The context stage and member rule are fitted on out-of-fold models of the full mix.
+        raise GroupscoreError("--max-train applies to --backend transformer only")
     splits = build_splits(shared_dir)
     train = qq_first_sample(splits.train, max_train, seed)
     if backend == "linear":
@@ -168,14 +171,19 @@ def train_default_model(
     return metrics
 
 
+MAIN_SOURCE = "qq_group"  # the real group chat: the register that matters most
+
+
 def qq_first_sample(train: Sequence[Example], max_train: int | None, seed: int = 0) -> list[Example]:
     """At most ``max_train`` training examples: every real qq_group message first (the register
     that matters most), then a seeded random sample of the other pools (generated ads and
     topic-contrastive copies included, at their share). ``None``: all of them."""
-    if not max_train or len(train) <= max_train:
+    if max_train is not None and max_train < 1:
+        raise GroupscoreError(f"--max-train must be at least 1, got {max_train}")
+    if max_train is None or len(train) <= max_train:
         return list(train)
-    main = [e for e in train if e.source == "qq_group"]
-    rest = [e for e in train if e.source != "qq_group"]
+    main = [e for e in train if e.source == MAIN_SOURCE]
+    rest = [e for e in train if e.source != MAIN_SOURCE]
     if len(main) >= max_train:
         return random.Random(seed).sample(main, max_train)
     return main + random.Random(seed).sample(rest, max_train - len(main))

