@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -243,6 +244,37 @@ def test_make_topic_given_and_induced(trained):
 
 
 # -- fine-tuning a local base model ------------------------------------------------------
+
+
+def test_fit_temperature_recovers_an_over_confident_scale():
+    pytest.importorskip("scipy")
+    from classifier.transformer import fit_temperature
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1.5, size=(6000, 4))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in p])
+    assert fit_temperature(3.0 * z, y) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(z, y) == pytest.approx(1.0, rel=0.1)
+
+
+def test_probabilities_use_the_fitted_temperature(trained, tmp_path):
+    clf, out = trained
+    t = clf.info()["temperature"]
+    assert 0.05 <= t <= 20 and clf.temperature == t
+    texts = [r[0] for r in ROWS]
+    raw = clf._logits([topic_text(GAMES)] * len(texts), texts) / t
+    want = np.exp(raw - raw.max(axis=1, keepdims=True))
+    want = (want / want.sum(axis=1, keepdims=True))[:, clf._column]
+    assert np.allclose(clf.predict_proba(texts, GAMES)[0], want)
+    assert load_model(out).temperature == t
+    # A directory saved before temperatures were fitted reads as 1.
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    meta.pop("temperature")
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    (old / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert load_model(old).temperature == 1.0
 
 
 def test_freezing_embeddings_needs_a_base_model():
