@@ -17,7 +17,8 @@ import sys
 
 from classifier.base import GroupscoreError
 from classifier.evaluation import format_report
-from classifier.training import fit_context_stage, train_default_model
+from classifier.training import check_transformer_options, fit_context_stage, train_default_model
+from classifier.transformer import DEFAULT_MAX_LEN
 
 
 def main() -> int:
@@ -30,7 +31,7 @@ def main() -> int:
                     help="at most this many training examples: all qq_group ones, then a seeded sample of the rest")
     ap.add_argument("--epochs", type=int, default=None, help="transformer: maximum epochs")
     ap.add_argument("--lr", type=float, default=None, help="transformer: peak learning rate")
-    ap.add_argument("--max-len", type=int, default=128, help="transformer: tokens per (topic, message) pair")
+    ap.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="transformer: tokens per (topic, message) pair")
     ap.add_argument("--freeze-embeddings", action="store_true",
                     help="transformer: keep the base model's token embeddings (fast with e5's 250k vocabulary)")
     ap.add_argument("--seed", type=int, default=0)
@@ -45,11 +46,9 @@ def main() -> int:
     ap.add_argument("--context-only", action="store_true",
                     help="refit only the conversation-context stage and the member rule of the existing model in --out")
     args = ap.parse_args()
-    if args.backend == "linear" and (args.epochs or args.lr or args.freeze_embeddings or args.max_len != 128):
-        print("error: --epochs, --lr, --max-len and --freeze-embeddings apply to --backend transformer only",
-              file=sys.stderr)
-        return 1
     try:
+        check_transformer_options(args.backend, epochs=args.epochs, lr=args.lr, max_len=args.max_len,
+                                  freeze_embeddings=args.freeze_embeddings)
         if args.context_only:
             metrics = {}
         else:

@@ -32,6 +32,7 @@ from classifier import GroupscoreError  # noqa: E402
 from classifier.base import Classifier, Example  # noqa: E402
 from classifier.evaluation import evaluate_labels  # noqa: E402
 from classifier.training import MAIN_SOURCE, predict_labels, qq_first_sample  # noqa: E402
+from classifier.transformer import DEFAULT_MAX_LEN  # noqa: E402
 
 
 
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--base-model", type=Path, default=None, help="local Hugging Face model dir to fine-tune")
-    ap.add_argument("--max-len", type=int, default=128, help="transformer: tokens per (topic, message) pair")
+    ap.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="transformer: tokens per (topic, message) pair")
     ap.add_argument("--freeze-embeddings", action="store_true", help="transformer: keep the base token embeddings")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")

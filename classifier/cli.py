@@ -10,6 +10,7 @@ import typer
 from . import load_model
 from .base import GroupscoreError
 from .context import in_context
+from .transformer import DEFAULT_MAX_LEN
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 _LINES_CONTEXT_HELP = ("Read the lines as a chat in order (one conversation per 'group' field) and let the "
@@ -208,7 +209,7 @@ def train(
     val_percent: int = typer.Option(20, "--val-percent", help="Hold out this % of your rows (by text hash) for metrics; 0 = none."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: maximum epochs."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Transformer: peak learning rate."),
-    max_len: int = typer.Option(128, "--max-len", help="Transformer: tokens per (topic, message) pair."),
+    max_len: int = typer.Option(DEFAULT_MAX_LEN, "--max-len", help="Transformer: tokens per (topic, message) pair."),
     freeze_embeddings: bool = typer.Option(
         False, "--freeze-embeddings", help="Transformer: keep the base model's token embeddings (e5: much faster)."),
     embeddings: str = typer.Option(
@@ -219,11 +220,10 @@ def train(
     """Train a model directory from your labelled messages."""
     from .data import build_splits, examples_from_file
     from .evaluation import format_report
-    from .training import evaluate_examples, split_user_examples, train_linear
+    from .training import check_transformer_options, evaluate_examples, split_user_examples, train_linear
 
     try:
-        if backend == "linear" and (epochs or lr or freeze_embeddings or max_len != 128):
-            raise GroupscoreError("--epochs, --lr, --max-len and --freeze-embeddings apply to --backend transformer only")
+        check_transformer_options(backend, epochs=epochs, lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings)
         examples = []
         for path in data:
             examples.extend(examples_from_file(path, default_topic=topic or ""))

@@ -171,6 +171,15 @@ def train_default_model(
     return metrics
 
 
+def check_transformer_options(backend: str, *, epochs: int | None, lr: float | None, max_len: int,
+                              freeze_embeddings: bool) -> None:
+    """One-line error when options only the transformer reads are given for the linear backend."""
+    from .transformer import DEFAULT_MAX_LEN
+
+    if backend == "linear" and (epochs or lr or freeze_embeddings or max_len != DEFAULT_MAX_LEN):
+        raise GroupscoreError("--epochs, --lr, --max-len and --freeze-embeddings apply to --backend transformer only")
+
+
 MAIN_SOURCE = "qq_group"  # the real group chat: the register that matters most
 
 

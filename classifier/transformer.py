@@ -53,6 +53,8 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Pieces of our own preprocessing recorded in model.json, so a later change is detectable.
 PREPROCESS = "nfkc"
 WEIGHTS_FILE = "model.safetensors"
+# Tokens per (topic, message) pair unless told otherwise.
+DEFAULT_MAX_LEN = 128
 
 
 def require_torch() -> tuple[Any, Any]:
@@ -260,7 +262,7 @@ class TransformerClassifier:
         self.tokenizer = tokenizer
         self.meta = meta
         self.labels: tuple[str, ...] = LABELS
-        self.max_len: int = int(meta.get("max_len", 128))
+        self.max_len: int = int(meta.get("max_len", DEFAULT_MAX_LEN))
         # Probabilities are softmax(logits / temperature), fitted on the hold-out at training
         # time; directories from before it was fitted use 1.
         self.temperature = float(meta.get("temperature", 1.0))
@@ -366,15 +368,7 @@ class TransformerClassifier:
     def _logits(self, topics: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         torch, _ = require_torch()
         rows = _encode(self.tokenizer, topics, texts, self.max_len)
-        out = np.zeros((len(rows), self.model.config.num_labels), dtype=np.float64)
-        if not rows:
-            return out
-        self.model.eval()
-        with torch.inference_mode():
-            for batch in _length_batches([len(r["input_ids"]) for r in rows], self.batch_size, None):
-                enc = _collate(torch, [rows[i] for i in batch], self.tokenizer.pad_token_id, self.device)
-                out[batch] = self.model(**enc).logits.float().cpu().numpy()
-        return out
+        return _logits(torch, self.model, self.tokenizer, rows, self.device, self.batch_size)
 
     def _logits_to_probs(self, logits: np.ndarray) -> np.ndarray:
         logits = logits / self.temperature
@@ -479,7 +473,7 @@ def train_transformer(
     epochs: int | None = None,
     batch_size: int = 32,
     lr: float | None = None,
-    max_len: int = 128,
+    max_len: int = DEFAULT_MAX_LEN,
     seed: int = 0,
     patience: int = 5,
     device: str | None = None,
@@ -635,7 +629,7 @@ def train_transformer(
     # One temperature for the kept weights, on the same hold-out: fine-tuned encoders come out
     # over-confident (the fine-tuned e5's expected calibration error was 0.21 without it), and
     # scoring sums probabilities (verticality) and reads them against a bar (members).
-    temperature = fit_temperature(_logits(torch, model, tokenizer, val_rows, dev, batch_size), val_y) if val_rows else 1.0
+    temperature = fit_temperature(_logits(torch, model, tokenizer, val_rows, dev, 2 * batch_size), val_y) if val_rows else 1.0
     train_seconds = time.perf_counter() - t_start
     best_stats = next(h for h in history if h.epoch == best_epoch)
     meta: dict[str, Any] = {
@@ -699,10 +693,11 @@ def _load_base(transformers: Any, path: Path, label2id: dict[str, int], override
 
 
 def _logits(torch: Any, model: Any, tokenizer: Any, rows: Sequence[dict], dev: Any, batch_size: int) -> np.ndarray:
+    """Logits per encoded row (rows in batches of similar length, ``batch_size`` at a time)."""
     model.eval()
     logits = np.zeros((len(rows), model.config.num_labels), dtype=np.float64)
     with torch.inference_mode():
-        for batch in _length_batches([len(r["input_ids"]) for r in rows], batch_size * 2, None):
+        for batch in _length_batches([len(r["input_ids"]) for r in rows], batch_size, None):
             enc = _collate(torch, [rows[i] for i in batch], tokenizer.pad_token_id, dev)
             logits[batch] = model(**enc).logits.float().cpu().numpy()
     return logits
@@ -726,7 +721,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 def _evaluate(torch: Any, model: Any, tokenizer: Any, rows: Sequence[dict], y: np.ndarray, dev: Any,
               batch_size: int) -> tuple[float, float]:
     """Unweighted validation loss and macro-F1."""
-    logits = _logits(torch, model, tokenizer, rows, dev, batch_size)
+    logits = _logits(torch, model, tokenizer, rows, dev, 2 * batch_size)
     return _nll(logits, y), macro_f1(y, logits.argmax(axis=1))
 
 

@@ -151,3 +151,13 @@ def test_ad_operating_points_count_by_hand():
     assert ops[0.8] == {"threshold": 0.8, "flagged": 2, "precision": 0.5, "recall": 0.3333}
     assert ops[0.9] == {"threshold": 0.9, "flagged": 1, "precision": 1.0, "recall": 0.3333}
     assert ops[0.99] == {"threshold": 0.99, "flagged": 0, "precision": None, "recall": 0.0}
+
+
+def test_train_rejects_transformer_options_for_the_linear_backend(tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"text": "早上好", "label": "off_topic"}\n', encoding="utf-8")
+    for extra in (["--lr", "0.1"], ["--max-len", "64"], ["--freeze-embeddings"], ["--epochs", "3"]):
+        res = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), *extra])
+        assert res.exit_code == 1, extra
+        assert "apply to --backend transformer only" in res.output
+    assert not (tmp_path / "m").exists()
