@@ -96,17 +96,11 @@ def _fail(err: Exception) -> None:
 
 def _read_jsonl_rows(path: str) -> list[dict]:
     """Rows of a JSONL file (or stdin for ``-``); every line must be an object with ``text``."""
-    import sys
-
-    from .data import iter_jsonl_rows
+    from .data import iter_jsonl_rows, stdin_lines, text_lines
 
     if path == "-":
-        return list(iter_jsonl_rows(sys.stdin, "<stdin>"))
-    p = Path(path)
-    if not p.is_file():
-        raise GroupscoreError(f"no such file: {p}")
-    with p.open(encoding="utf-8-sig") as f:
-        return list(iter_jsonl_rows(f, str(p)))
+        return list(iter_jsonl_rows(stdin_lines(), "<stdin>"))
+    return list(iter_jsonl_rows(text_lines(path), path))
 
 
 def _topic_for(clf, topic: Optional[str], texts: List[str]):
@@ -281,3 +275,7 @@ def e5_base(
         _fail(err)
     typer.echo(f"wrote {info['out']}: BERT {info['layers']} layers, hidden {info['hidden']}, "
                f"{info['params'] / 1e6:.0f}M weights, {info['vocab']:,} tokens (from {info['source']})")
+
+
+if __name__ == "__main__":  # python -m classifier.cli works as the groupscore command
+    app()

@@ -87,20 +87,56 @@ def looks_like_question(text: str) -> bool:
     return bool(_Q_END.search(text) or _Q_WORDS.search(text))
 
 
+def text_lines(path: str | Path, newline: str | None = None) -> Iterator[str]:
+    """The lines of a user's text file in its own encoding (BOM, UTF-16 shape, UTF-8, else
+    GB18030, as the export readers sniff it); bytes that do not decode are a one-line error
+    naming the file, not a traceback."""
+    from .formats.textio import sniff_encoding
+
+    path = Path(path)
+    if not path.is_file():
+        raise GroupscoreError(f"no such file: {path}")
+    encoding = sniff_encoding(path)
+    try:
+        with path.open(encoding=encoding, newline=newline) as f:
+            yield from f
+    except UnicodeDecodeError as err:
+        raise GroupscoreError(f"{path}: not valid {encoding} text (byte {err.start} of a line); "
+                              "save it as UTF-8") from None
+
+
+def stdin_lines() -> list[str]:
+    """Standard input's lines: UTF-8 (with or without BOM), else GB18030, else a one-line error."""
+    import sys
+
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8", "surrogatepass")
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding).splitlines(keepends=True)
+        except UnicodeDecodeError:
+            continue
+    raise GroupscoreError("<stdin>: neither UTF-8 nor GB18030 text")
+
+
 def read_labelled(path: str | Path) -> Iterator[dict]:
     """Rows with ``text`` and ``label`` (and optional ``domain``/``topic``) from JSONL or CSV."""
     path = Path(path)
     if not path.is_file():
         raise GroupscoreError(f"no such file: {path}")
     if path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            if not reader.fieldnames or "text" not in reader.fieldnames:
-                raise GroupscoreError(f"{path}: CSV needs a 'text' column")
+        reader = csv.DictReader(text_lines(path, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        try:
+            fields = reader.fieldnames
+        except csv.Error as err:
+            raise GroupscoreError(f"{path}: {err}") from None
+        if not fields or "text" not in fields:
+            raise GroupscoreError(f"{path}: CSV needs a 'text' column")
+        try:
             yield from reader
+        except csv.Error as err:
+            raise GroupscoreError(f"{path}:{reader.line_num}: {err}") from None
         return
-    with path.open(encoding="utf-8-sig") as f:
-        yield from iter_jsonl_rows(f, str(path))
+    yield from iter_jsonl_rows(text_lines(path), str(path))
 
 
 def iter_jsonl_rows(lines: Iterable[str], name: str) -> Iterator[dict]:

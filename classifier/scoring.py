@@ -7,7 +7,8 @@ Definitions (every percentage is 0–100, rounded to one decimal; a zero denomin
   ≥ the group's threshold (``DEFAULT_RELEVANCE_THRESHOLD`` unless overridden).
 - ``members_base``: the member count when given (``members_base_source`` ``"given"``, or
   ``"export"`` when the reader found it in the export), else the number of distinct senders
-  (``"distinct_senders"``). A member is ``sender_id`` when the export has ids, else the name.
+  (``"distinct_senders"``) — also when a given count is below the senders seen (with a warning),
+  so effective activity never exceeds 100. A member is ``sender_id`` when the export has ids, else the name.
 - **effective_activity** (有效活跃度) = members with ≥ 1 effective message ÷ ``members_base``,
   where a member counts on their best effective message: with a :class:`MemberRule` (the
   model's ``members.json``; ``score`` uses it unless ``member_confidence`` is given) when its
@@ -571,7 +572,16 @@ class GroupScorer:
 
     @property
     def members_base(self) -> int:
-        return self.members_given if self.members_given is not None else len(self._members)
+        # A given count below the senders seen (members who left, a stale number) would put
+        # effective activity above 100: the senders are the base then, with a warning.
+        senders = len(self._members)
+        return max(self.members_given, senders) if self.members_given is not None else senders
+
+    @property
+    def _base_source(self) -> str:
+        if self.members_given is None or len(self._members) > self.members_given:
+            return "distinct_senders"
+        return self.members_source
 
     def result(self) -> dict[str, Any]:
         """The per-group report object (one entry of ``report.json``'s ``groups``)."""
@@ -586,7 +596,8 @@ class GroupScorer:
         warnings: list[str] = []
         if self.members_given is not None and senders > self.members_given:
             warnings.append(
-                f"member count {self.members_given} is below the {senders} distinct senders in the export"
+                f"member count {self.members_given} is below the {senders} distinct senders in the export "
+                f"(members who left?); the {senders} senders are the members base"
             )
         if self.unknown_sender:
             warnings.append(f"{self.unknown_sender} messages have no sender; they count in message figures only")
@@ -600,7 +611,7 @@ class GroupScorer:
             "first_time": self._first.isoformat() if self._first else None,
             "last_time": self._last.isoformat() if self._last else None,
             "members_base": base,
-            "members_base_source": self.members_source if self.members_given is not None else "distinct_senders",
+            "members_base_source": self._base_source,
             "effective_messages": self.effective,
             "effective_messages_expected": round(self.expected_effective, 1),
             "effective_members": effective_members,

@@ -161,3 +161,29 @@ def test_train_rejects_transformer_options_for_the_linear_backend(tmp_path):
         assert res.exit_code == 1, extra
         assert "apply to --backend transformer only" in res.output
     assert not (tmp_path / "m").exists()
+
+
+def test_predict_evaluate_train_read_gbk_and_utf16_and_fail_in_one_line(tmp_path):
+    rows = [{"text": "有人知道模组怎么装吗", "label": "question"}, {"text": "加V领福利 私聊", "label": "ad"},
+            {"text": "服务器的红石电路修好了", "label": "on_topic"}, {"text": "哈哈哈", "label": "off_topic"}]
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    for name, encoding in (("gbk.jsonl", "gbk"), ("u16.jsonl", "utf-16")):
+        (tmp_path / name).write_bytes(body.encode(encoding))
+        r = runner.invoke(app, ["predict", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        assert [json.loads(line)["text"] for line in r.stdout.splitlines()] == [x["text"] for x in rows]
+        r = runner.invoke(app, ["evaluate", str(tmp_path / name), "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["per_class"]["ad"]["support"] == 1
+    r = runner.invoke(app, ["predict", "-"], input=body.encode("gbk"))  # stdin in GB18030
+    assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[1])["text"] == "加V领福利 私聊"
+    csv_rows = "text,label\n" + "".join(f"{x['text']},{x['label']}\n" for x in rows * 30)
+    (tmp_path / "gbk.csv").write_bytes(csv_rows.encode("gbk"))
+    r = runner.invoke(app, ["train", str(tmp_path / "gbk.csv"), "--out", str(tmp_path / "m"), "--embeddings", "none",
+                            "--val-percent", "0"])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "junk.bin").write_bytes(bytes(range(256)) * 40)
+    for cmd in (["predict", str(tmp_path / "junk.bin")], ["evaluate", str(tmp_path / "junk.bin")],
+                ["train", str(tmp_path / "junk.bin"), "--out", str(tmp_path / "m2")]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1, r.output

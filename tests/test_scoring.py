@@ -101,6 +101,10 @@ def test_given_member_count_and_silent():
     low = score(BASIC, members=3)
     assert low["members"]["strata"]["silent"] == 0
     assert any("below the 4 distinct senders" in w for w in low["warnings"])
+    # a stale count below the senders is not a base: 2 effective of 4 senders, not 2 / 3 or 2 / 1
+    assert (low["members_base"], low["members_base_source"], low["effective_activity"]) == (4, "distinct_senders", 50.0)
+    one = score(BASIC, members=1)
+    assert one["effective_activity"] == 50.0 and all(d["effective_activity"] <= 100 for d in one["daily"])
 
 
 def test_admins_are_not_ad_posters():
