@@ -35,7 +35,7 @@ def score(
     model: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise member names and ids in every output."),
     columns: Optional[str] = typer.Option(None, "--columns", help='Generic CSV/JSONL columns, e.g. "text=content,sender=user".'),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary table."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary table (warnings still go to stderr)."),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", min=1,
         help="Processes to use: this one reads/scores/writes, the others classify (default: one per core; 1 = one process)."),
@@ -69,14 +69,16 @@ def score(
     except GroupscoreError as err:
         _fail(err)
     if not quiet:
-        console = Console()
-        console.print(summary_table(report))
-        skipped = sum(i.get("skipped", 0) for i in report["inputs"])
-        if skipped:
-            console.print(f"[yellow]{skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
-        for warning in report["warnings"]:
-            console.print(f"[yellow]{escape(warning)}[/yellow]")
-        console.print(f"wrote {out / 'report.json'}, {out / f'messages.{messages_format}'}, {out / 'report.html'}")
+        Console().print(summary_table(report))
+    # What was lost or doubtful goes to stderr even with --quiet (which only drops the table).
+    errors = Console(stderr=True)
+    skipped = sum(i.get("skipped", 0) for i in report["inputs"])
+    if skipped:
+        errors.print(f"[yellow]warning: {skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
+    for warning in report["warnings"]:
+        errors.print(f"[yellow]warning: {escape(warning)}[/yellow]")
+    if not quiet:
+        Console().print(f"wrote {out / 'report.json'}, {out / f'messages.{messages_format}'}, {out / 'report.html'}")
 
 
 def _load(model: Optional[Path], context: bool):

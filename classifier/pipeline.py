@@ -814,21 +814,26 @@ def score_exports(
     def read_all() -> Iterator[Message]:
         for n, p in enumerate(paths, 1):
             stats = ReadStats()
-            messages = iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None)
-            if overlaps is None:
-                yield from messages
-                inputs.append({"path": str(p), **stats.to_dict(), "duplicates": None})  # not checked
-            else:
-                yield from overlaps.filter(messages, remember=n < len(paths))
-                inputs.append({"path": str(p), **stats.to_dict(), "duplicates": overlaps.dropped})
-                if overlaps.dropped:
-                    read_warnings.append(f"{p}: {overlaps.dropped} messages an earlier input already held "
-                                         "(overlapping exports) were counted once")
+            kinds = [0, 0]  # records read, system notices among them
+            messages = _counting(iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None), kinds)
+            yield from _read_one(p, messages, overlaps, n, stats)
+            _check_input(p, fmt, stats, kinds, read_warnings)
         if overlaps is not None:
             read_warnings.extend(
                 f"group {group!r}: {k} member name(s) came with a member id in some inputs and without one in "
                 "others (exports in different formats?); each is counted as two members"
                 for group, k in overlaps.split_members().items())
+
+    def _read_one(p, messages, overlaps, n, stats) -> Iterator[Message]:
+        if overlaps is None:
+            yield from messages
+            inputs.append({"path": str(p), **stats.to_dict(), "duplicates": None})  # not checked
+        else:
+            yield from overlaps.filter(messages, remember=n < len(paths))
+            inputs.append({"path": str(p), **stats.to_dict(), "duplicates": overlaps.dropped})
+            if overlaps.dropped:
+                read_warnings.append(f"{p}: {overlaps.dropped} messages an earlier input already held "
+                                     "(overlapping exports) were counted once")
 
     return score_stream(read_all(), classifier, topic=topic, groups_config=groups_config,
                         anonymize=anonymize, anonymize_key=anonymize_key, out_dir=out_dir,
@@ -836,6 +841,33 @@ def score_exports(
                         relevance_threshold=relevance_threshold, member_confidence=member_confidence,
                         inputs=inputs, jobs=jobs,
                         messages_format=messages_format, context=context, warnings=read_warnings)
+
+
+def _counting(messages: Iterable[Message], kinds: list[int]) -> Iterator[Message]:
+    """Pass ``messages`` through, counting records (``kinds[0]``) and system notices (``kinds[1]``)."""
+    for m in messages:
+        kinds[0] += 1
+        if m.kind == "system":
+            kinds[1] += 1
+        yield m
+
+
+def _check_input(path: str | Path, fmt: str | None, stats: Any, kinds: list[int], warnings: list[str]) -> None:
+    """An input that gave no chat message is a mistake to say out loud, not an empty report:
+    with a forced ``--format`` an error (that format cannot read the file), else a warning."""
+    read, system = kinds
+    info = stats.to_dict()
+    if read and read > system:
+        return
+    if not read and not info.get("skipped") and Path(path).stat().st_size < 64:
+        warnings.append(f"{path}: no messages in it")
+        return
+    what = (f"all {read} records read as system notices" if read
+            else f"no message read ({info.get('skipped', 0)} malformed records skipped)")
+    if fmt:
+        raise GroupscoreError(f"{path}: {what} with --format {fmt}; is it another format? "
+                              "(leave --format out to detect it)")
+    warnings.append(f"{path}: {what} as {info.get('format') or 'detected format'}")
 
 
 def _start_pool(classifier: Classifier, jobs: int):

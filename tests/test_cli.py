@@ -187,3 +187,24 @@ def test_predict_evaluate_train_read_gbk_and_utf16_and_fail_in_one_line(tmp_path
         r = runner.invoke(app, cmd)
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1, r.output
+
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "datasets" / "samples"
+
+
+def test_a_forced_format_that_reads_nothing_is_an_error(tmp_path):
+    r = runner.invoke(app, ["score", str(SAMPLE_DIR / "generic.csv"), "--format", "qq_txt", "--out", str(tmp_path / "o"),
+                            "--quiet", "--jobs", "1"])
+    assert r.exit_code == 1 and "no message read" in r.output and "--format qq_txt" in r.output
+    r = runner.invoke(app, ["score", str(SAMPLE_DIR / "telegram_result.json"), "--format", "discord_json",
+                            "--out", str(tmp_path / "o2"), "--quiet", "--jobs", "1"])
+    assert r.exit_code == 1 and "read as system notices" in r.output
+
+
+def test_quiet_still_warns_about_skipped_records(tmp_path):
+    lines = (SAMPLE_DIR / "generic.jsonl").read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "mixed.jsonl"
+    bad.write_text("\n".join(lines[:5] + ["not json"] + lines[5:]) + "\n", encoding="utf-8")
+    r = runner.invoke(app, ["score", str(bad), "--quiet", "--out", str(tmp_path / "o"), "--jobs", "1"])
+    assert r.exit_code == 0 and r.stdout == ""
+    assert "warning: 1 malformed records skipped" in r.stderr

@@ -901,3 +901,33 @@ def test_wechatmsg_csv_other_round_trips_unchanged(tmp_path):
     write_export([m], "wechatmsg_csv", path)
     back = read(path)[0]
     assert [(x.kind, x.text) for x in back] == [("other", "转发的聊天记录")]
+
+
+def _jsonl_lines(n: int) -> list[str]:
+    return [json.dumps({"group": "g", "sender": f"u{i % 3}", "time": f"2024-03-01T09:{i:02d}:00",
+                        "text": f"第{i}条消息"}, ensure_ascii=False) for i in range(n)]
+
+
+@pytest.mark.parametrize("first", ['{"text": "坏的第一行", "sender": "z"', "this is a garbage line"])
+def test_jsonl_with_a_bad_first_line_is_still_jsonl(tmp_path, first):
+    p = tmp_path / "x.jsonl"
+    p.write_text("\n".join([first] + _jsonl_lines(30)) + "\n", encoding="utf-8")
+    assert detect_format(p) == "jsonl"
+    stats = ReadStats()
+    assert len(list(iter_messages(p, stats=stats))) == 30 and stats.skipped == 1
+
+
+def test_jsonl_whose_first_message_is_longer_than_the_head(tmp_path):
+    p = tmp_path / "x.jsonl"
+    long_one = json.dumps({"text": "长" * 70000, "sender": "a", "group": "g"}, ensure_ascii=False)
+    p.write_text("\n".join([long_one] + _jsonl_lines(3)) + "\n", encoding="utf-8")
+    assert detect_format(p) == "jsonl"
+    assert [len(m.text) for m in iter_messages(p)][0] == 70000
+
+
+def test_reader_errors_name_the_file_and_escape_control_characters(tmp_path):
+    p = tmp_path / "tabby.txt"
+    p.write_bytes(b"\x18abc\tdef\n1\t2\n")
+    with pytest.raises(GroupscoreError) as err:
+        list(iter_messages(p))
+    assert str(err.value).startswith(f"{p}: ") and "\\x18abc" in str(err.value) and "\x18" not in str(err.value)

@@ -18,6 +18,7 @@ tests and benchmarks; what each format can carry is listed in :data:`PRESERVED_F
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,7 +32,7 @@ from .generic import read_csv, read_jsonl, read_tsv, write_csv, write_jsonl, wri
 from .qq import _HEAD as _QQ_HEAD
 from .qq import read_qq_txt, write_qq_txt
 from .telegram import read_telegram_json, write_telegram_json
-from .textio import read_head, sniff_encoding
+from .textio import HEAD_BYTES, read_head, sniff_encoding
 from .wechat import (
     looks_like_head,
     read_pywxdump_csv,
@@ -177,6 +178,8 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
                 else:
                     plain += 1
         return "qq_txt" if qq > plain else "wechatmsg_txt"
+    if _mostly_json_lines(body):  # JSONL under a stray first line
+        return "jsonl"
     # a one-cell title line above the header (spreadsheet exports): judge by the next line
     second = lines[1].strip() if len(lines) > 1 else ""
     if looks_like_head(second) or _QQ_HEAD.match(second):
@@ -190,6 +193,23 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
         f"cannot tell the format of {p.name}; force one with --format ({', '.join(FORMATS)})")
 
 
+def _mostly_json_lines(body: str, look: int = 50) -> bool:
+    """True when most of the first ``look`` complete lines (at least two) are JSON objects, or
+    the head is one line cut short that opens like a JSONL record (a first message longer than
+    the head): the reader then reports the bad lines one by one instead of the whole file failing."""
+    lines = [ln for ln in body.split("\n")[:look + 1] if ln.strip()]
+    if len(lines) == 1 and len(body) >= HEAD_BYTES // 2:
+        return bool(re.match(r'\s*\{\s*"(text|group|sender|time|msg_id|content|message)"\s*:', lines[0]))
+    complete = lines[:-1] if len(lines) > look else lines
+    good = 0
+    for line in complete:
+        try:
+            good += isinstance(orjson.loads(line), dict)
+        except orjson.JSONDecodeError:
+            pass
+    return good >= 2 and good * 2 > len(complete)
+
+
 def _detect_json(p: Path, first: str, body: str) -> str:
     try:
         obj = orjson.loads(first)
@@ -200,6 +220,8 @@ def _detect_json(p: Path, first: str, body: str) -> str:
             return "discord_json"
         if "messages" in obj or "chats" in obj:
             return "telegram_json"
+        return "jsonl"
+    if _mostly_json_lines(body):  # a JSONL file whose first line is damaged
         return "jsonl"
     top = body[:8000]
     if '"guild"' in top and '"channel"' in top:
@@ -238,7 +260,25 @@ def iter_messages(
         raise GroupscoreError(f"a column mapping applies to csv/tsv/jsonl files, not {fmt}")
     st = stats if stats is not None else ReadStats()
     st.format = fmt
-    return reader(ReadContext(path=p, stats=st, group=group, columns=columns, encoding=encoding))
+    try:
+        messages = reader(ReadContext(path=p, stats=st, group=group, columns=columns, encoding=encoding))
+    except GroupscoreError as err:
+        raise _naming(err, p) from None
+    return _named(messages, p)
+
+
+def _naming(err: GroupscoreError, path: Path) -> GroupscoreError:
+    """The error with the file's path in front (when it does not name it already) and control
+    characters from the file's bytes shown escaped, so several inputs' errors can be told apart."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
+    return GroupscoreError(text if str(path) in text or path.name in text else f"{path}: {text}")
+
+
+def _named(messages: Iterator[Message], path: Path) -> Iterator[Message]:
+    try:
+        yield from messages
+    except GroupscoreError as err:
+        raise _naming(err, path) from None
 
 
 def write_export(
