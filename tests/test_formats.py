@@ -580,18 +580,24 @@ def test_overlap_filter_equals_the_set_definition_across_chunks():
     import random
     from datetime import datetime, timedelta
 
-    from classifier.formats.overlap import OverlapFilter, message_keys
+    from classifier.formats.overlap import OverlapFilter, message_keys, query_keys
     from classifier.records import Message
 
     rng = random.Random(5)
+    zones = [None, timezone(timedelta(hours=8)), timezone.utc]
+
+    def when():
+        t = datetime(2024, 1, 1) + timedelta(minutes=rng.randint(0, 900))
+        return t.replace(tzinfo=rng.choice(zones))
+
     pool = [Message("g" + str(rng.randint(0, 2)), rng.choice(["ann", "bob", "", "cy"]), rng.choice(["", "u1", "u2"]),
-                    None if rng.random() < 0.05 else datetime(2024, 1, 1) + timedelta(minutes=rng.randint(0, 900)),
+                    None if rng.random() < 0.05 else when(),
                     rng.choice(["早", "收到", "[图片]", "服务器炸了"])) for _ in range(3000)]
     for trial in range(3):
         files = [[rng.choice(pool) for _ in range(rng.randint(0, 5000))] for _ in range(rng.randint(2, 4))]
         f, seen = OverlapFilter(), set()
         for n, file in enumerate(files):
-            expected = [m for m in file if not seen & set(message_keys(m))]
+            expected = [m for m in file if not seen & set(query_keys(m))]
             got = list(f.filter(file, remember=n < len(files) - 1))
             assert [id(m) for m in got] == [id(m) for m in expected], (trial, n)
             assert f.dropped == len(file) - len(expected)
@@ -931,3 +937,24 @@ def test_reader_errors_name_the_file_and_escape_control_characters(tmp_path):
     with pytest.raises(GroupscoreError) as err:
         list(iter_messages(p))
     assert str(err.value).startswith(f"{p}: ") and "\\x18abc" in str(err.value) and "\x18" not in str(err.value)
+
+
+def test_overlap_matches_zoned_and_unzoned_times_of_one_chat():
+    """WeChatMsg CSV writes 09:00, a JSONL export 09:00+08:00: one message. Two zoned times are
+    one message only at the same instant."""
+    from classifier.formats.overlap import OverlapFilter
+
+    cn, utc = timezone(timedelta(hours=8)), timezone.utc
+    naive = Message("g", "ann", time=datetime(2024, 3, 1, 9), text="早")
+
+    def dropped(first: Message, second: Message) -> int:
+        f = OverlapFilter()
+        list(f.filter([first], remember=True))
+        list(f.filter([second], remember=False))
+        return f.dropped
+
+    zoned = Message("g", "ann", time=datetime(2024, 3, 1, 9, tzinfo=cn), text="早")
+    assert dropped(naive, zoned) == dropped(zoned, naive) == 1
+    assert dropped(zoned, Message("g", "ann", time=datetime(2024, 3, 1, 1, tzinfo=utc), text="早")) == 1  # same instant
+    assert dropped(zoned, Message("g", "ann", time=datetime(2024, 3, 1, 9, tzinfo=utc), text="早")) == 0
+    assert dropped(naive, Message("g", "ann", time=datetime(2024, 3, 1, 9, 1), text="早")) == 0

@@ -17,8 +17,9 @@ message without a time (nothing then tells a re-export from a new message). Not 
 same text sent twice by one member within the same second, when only one copy is in the earlier
 file — both copies of the later file are dropped.
 
-Memory stays small: eight bytes per identity (at most two per message) of the earlier files, in a
-sorted ``int64`` array; nothing when a single file is read.
+Memory stays small: eight bytes per identity (at most four per message: name and id, each
+with a zoned time's instant and wall-clock) of the earlier files, in a sorted ``int64`` array;
+nothing when a single file is read.
 
 >>> from datetime import datetime
 >>> from classifier.records import Message
@@ -41,17 +42,44 @@ from ..records import Message
 _CHUNK = 2048
 
 
-def message_keys(m: Message) -> tuple[int, ...]:
-    """The message's identities across the files of ONE run: by sender name and by sender id
-    (each when present), as 64-bit hashes (Python's, salted per process: never stored). None
-    without a time. Two different messages of a million collide with odds of about 1 in 10^7."""
-    if m.time is None:
-        return ()
+def _identities(m: Message) -> list[tuple[str, str]]:
     if m.sender and m.sender_id:
-        return hash((m.group, "n", m.sender, m.time, m.text)), hash((m.group, "i", m.sender_id, m.time, m.text))
+        return [("n", m.sender), ("i", m.sender_id)]
     if m.sender or m.sender_id:
-        return (hash((m.group, "n" if m.sender else "i", m.sender or m.sender_id, m.time, m.text)),)
-    return (hash((m.group, "", "", m.time, m.text)),)  # system notices: no sender at all
+        return [("n" if m.sender else "i", m.sender or m.sender_id)]
+    return [("", "")]  # system notices: no sender at all
+
+
+def message_keys(m: Message) -> tuple[int, ...]:
+    """The identities a message leaves for the files after it, as 64-bit hashes (Python's, salted
+    per process: never stored): by sender name and by sender id (each when present) × its time.
+    None without a time. Two different messages of a million collide with odds of about 1 in 10^7.
+
+    Times: exports of one chat disagree on time zones (WeChatMsg CSV writes wall-clock times with
+    no zone, a JSONL export "+08:00"). A zoned time leaves its instant ("u") and its wall-clock
+    ("a"); an unzoned one its wall-clock ("w"). :func:`query_keys` matches zoned with zoned by
+    instant only, and wall-clock times across the two kinds, so 09:00 and 09:00+08:00 are one
+    message while 09:00+08:00 and 09:00+00:00 are not."""
+    t = m.time
+    if t is None:
+        return ()
+    who = _identities(m)
+    if t.tzinfo is None:
+        return tuple(hash((m.group, k, v, "w", t, m.text)) for k, v in who)
+    wall = t.replace(tzinfo=None)
+    return tuple(h for k, v in who for h in (hash((m.group, k, v, "u", t, m.text)), hash((m.group, k, v, "a", wall, m.text))))
+
+
+def query_keys(m: Message) -> tuple[int, ...]:
+    """The identities to look up for ``m`` among earlier files' :func:`message_keys`."""
+    t = m.time
+    if t is None:
+        return ()
+    who = _identities(m)
+    if t.tzinfo is None:
+        return tuple(h for k, v in who for h in (hash((m.group, k, v, "w", t, m.text)), hash((m.group, k, v, "a", t, m.text))))
+    wall = t.replace(tzinfo=None)
+    return tuple(h for k, v in who for h in (hash((m.group, k, v, "u", t, m.text)), hash((m.group, k, v, "w", wall, m.text))))
 
 
 class OverlapFilter:
@@ -91,10 +119,10 @@ class OverlapFilter:
         return out
 
     def _pass(self, chunk: list[Message], kept_keys: array, remember: bool) -> list[Message]:
-        keys = [message_keys(m) for m in chunk]
         if len(self._seen):
-            owner = [i for i, ks in enumerate(keys) for _ in ks]
-            flat = np.array([k for ks in keys for k in ks], dtype=np.int64)
+            asked = [query_keys(m) for m in chunk]
+            owner = [i for i, ks in enumerate(asked) for _ in ks]
+            flat = np.array([k for ks in asked for k in ks], dtype=np.int64)
             pos = np.searchsorted(self._seen, flat).clip(max=len(self._seen) - 1)
             repeat = set(np.asarray(owner, dtype=np.int64)[self._seen[pos] == flat].tolist())
         else:
@@ -102,7 +130,7 @@ class OverlapFilter:
         if remember:
             # a dropped message's identities are already known, or (its other identity) worth
             # knowing: a third file may name the member the other way
-            kept_keys.extend(k for ks in keys for k in ks)
+            kept_keys.extend(k for m in chunk for k in message_keys(m))
         if repeat:
             self.dropped += len(repeat)
             chunk = [m for i, m in enumerate(chunk) if i not in repeat]
