@@ -75,6 +75,10 @@ def score(
     skipped = sum(i.get("skipped", 0) for i in report["inputs"])
     if skipped:
         errors.print(f"[yellow]warning: {skipped} malformed records skipped; see report.json inputs[].errors[/yellow]")
+    repaired = sum(i.get("repaired", 0) for i in report["inputs"])
+    if repaired:
+        errors.print(f"[yellow]warning: {repaired} damaged CSV records repaired (an unclosed quote); "
+                     "see report.json inputs[].repairs[/yellow]")
     for warning in report["warnings"]:
         errors.print(f"[yellow]warning: {escape(warning)}[/yellow]")
     if not quiet:

@@ -958,3 +958,22 @@ def test_overlap_matches_zoned_and_unzoned_times_of_one_chat():
     assert dropped(zoned, Message("g", "ann", time=datetime(2024, 3, 1, 1, tzinfo=utc), text="早")) == 1  # same instant
     assert dropped(zoned, Message("g", "ann", time=datetime(2024, 3, 1, 9, tzinfo=utc), text="早")) == 0
     assert dropped(naive, Message("g", "ann", time=datetime(2024, 3, 1, 9, 1), text="早")) == 0
+
+
+def test_an_unclosed_quote_does_not_swallow_the_rows_after_it(tmp_path):
+    rows = [f"测试群,2024-05-13 08:0{i}:00,用户{i},消息{i} 我们上周做了裂变活动" for i in range(1, 8)]
+    rows[3] = '测试群,2024-05-13 08:04:00,用户4,"这条有个没闭合的引号，转化率从3%涨到了8%'
+    p = tmp_path / "quote.csv"
+    p.write_text("群名,时间,昵称,内容\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    stats = ReadStats()
+    got = list(iter_messages(p, stats=stats))
+    assert [m.sender for m in got] == [f"用户{i}" for i in range(1, 8)]
+    assert got[3].text == '"这条有个没闭合的引号，转化率从3%涨到了8%' and got[4].text == "消息5 我们上周做了裂变活动"
+    assert stats.skipped == 0 and stats.repaired == 1 and stats.repairs[0][0] == 5
+    # an ordinary quoted message over several lines is one message, not a repair
+    ok = tmp_path / "multiline.csv"
+    ok.write_text('群名,时间,昵称,内容\n测试群,2024-05-13 08:01:00,a,"第一行\n第二行, 带逗号"\n'
+                  "测试群,2024-05-13 08:02:00,b,下一条\n", encoding="utf-8")
+    stats = ReadStats()
+    got = list(iter_messages(ok, stats=stats))
+    assert [m.text for m in got] == ["第一行\n第二行, 带逗号", "下一条"] and stats.repaired == 0

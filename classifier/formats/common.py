@@ -71,11 +71,19 @@ class ReadStats:
     skipped: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     encoding: str = ""
+    # records read only after a repair (an unclosed quote in a CSV), kept like errors
+    repaired: int = 0
+    repairs: list[tuple[int, str]] = field(default_factory=list)
 
     def skip(self, line: int, reason: str) -> None:
         self.skipped += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append((line, reason.replace("\n", " ")[:300]))
+
+    def repair(self, line: int, reason: str) -> None:
+        self.repaired += 1
+        if len(self.repairs) < MAX_ERRORS_KEPT:
+            self.repairs.append((line, reason.replace("\n", " ")[:300]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +92,8 @@ class ReadStats:
             "read": self.read,
             "skipped": self.skipped,
             "errors": [{"line": n, "reason": r} for n, r in self.errors],
+            "repaired": self.repaired,
+            "repairs": [{"line": n, "reason": r} for n, r in self.repairs],
         }
 
 

@@ -53,6 +53,17 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
             ncol = len(row)
             yield 0, [c.strip() for c in row]
             continue
+        if len(src.lines) > 1:
+            recovered = _runaway_quote(src.lines, src.start, ncol, delimiter)
+            if recovered is not None:
+                ctx.stats.repair(src.start, f"an opening quote is never closed; lines {src.start}-{src.lineno} "
+                                 "were read one row per line, the quote as a plain character")
+                for line_no, fixed in recovered:
+                    if isinstance(fixed, str):
+                        ctx.stats.skip(line_no, fixed)
+                    else:
+                        yield line_no, fixed
+                continue
         if len(row) != ncol:
             if len(row) > ncol and not any(c.strip() for c in row[ncol:]):
                 row = row[:ncol]  # trailing empty cells, as spreadsheets like to add
@@ -60,6 +71,30 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
                 ctx.stats.skip(src.start, f"expected {ncol} fields, found {len(row)}")
                 continue
         yield src.start, row
+
+
+def _runaway_quote(lines: list[str], start: int, ncol: int, delimiter: str) -> list[tuple[int, list[str] | str]] | None:
+    """A record over several lines whose later lines are themselves whole rows: a quote opened
+    in its first line was never closed (a message that begins with ", exported unescaped), and
+    the csv module read the following rows into that one field. Returns each line re-read on
+    its own — the first with its quote as a plain character — as ``(line, row)``, or
+    ``(line, reason)`` for one that still is no row; ``None`` for an ordinary multi-line record.
+
+    >>> _runaway_quote(['g,1,"he said\\n', 'g,2,ok\\n'], 7, 3, ",")
+    [(7, ['g', '1', '"he said']), (8, ['g', '2', 'ok'])]
+    """
+    rest = [(start + k, line) for k, line in enumerate(lines[1:], 1) if line.strip()]
+    whole = [next(csv.reader([line], delimiter=delimiter), []) for _, line in rest]
+    full = sum(len(r) == ncol for r in whole)
+    if not rest or full < 1 or full < len(rest) - 1:
+        return None
+    first = next(csv.reader([lines[0]], delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
+    out: list[tuple[int, list[str] | str]] = []
+    out.append((start, [c.strip() if k < ncol - 1 else c.rstrip("\r\n") for k, c in enumerate(first)] if len(first) == ncol
+                else f"an opening quote is never closed, and the line has {len(first)} fields, not {ncol}; skipped"))
+    for (line_no, _), r in zip(rest, whole):
+        out.append((line_no, r if len(r) == ncol else f"expected {ncol} fields, found {len(r)} (after an unclosed quote)"))
+    return out
 
 
 def _next_row(reader, src) -> tuple[int, list[str]] | None:

@@ -83,6 +83,7 @@ class LineSource:
         self.stats = stats
         self.lineno = 0
         self.start = 0
+        self.lines: list[str] = []  # the raw lines yielded since the last mark
         self._fresh = True
 
     def mark(self) -> None:
@@ -106,6 +107,8 @@ class LineSource:
                 if self._fresh:
                     self.start = n
                     self._fresh = False
+                    self.lines.clear()
+                self.lines.append(line)
                 yield line
 
 
