@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         workers = args.workers if args.workers is not None else _env_int("GROUPSCORE_WORKERS", 1)
         if workers < 1:
             raise GroupscoreError(f"--workers must be at least 1, got {workers}")
+        if not 0 <= port <= 65535:
+            raise GroupscoreError(f"--port must be between 0 and 65535, got {port}")
         # Flags are written into the environment: multi-worker mode starts fresh processes that
         # rebuild the app from it (classifier.server.app_from_env), so both modes see the same settings.
         overrides = {

@@ -23,6 +23,9 @@ LABELS: tuple[str, ...] = ("ad", "question", "on_topic", "off_topic")
 # A question counts as effective when its relevance reaches this (SPEC §1, §3);
 # groups may override it.
 DEFAULT_RELEVANCE_THRESHOLD = 0.5
+# Classifiers read at most this many characters of a message (the rest of a 2-million-character
+# paste would cost a gigabyte of n-grams and say nothing more); outputs keep the whole text.
+MAX_CLASSIFY_CHARS = 5000
 
 
 class GroupscoreError(Exception):

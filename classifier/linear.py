@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import __version__
-from .base import LABELS, Example, GroupscoreError, Prediction, Topic, remove_fitted_stages
+from .base import MAX_CLASSIFY_CHARS, LABELS, Example, GroupscoreError, Prediction, Topic, remove_fitted_stages
 from .embed import FILES as EMBEDDING_FILES
 from .embed import StaticEmbeddings
 from .features import NAMES as CUE_NAMES
@@ -307,7 +307,8 @@ class LinearClassifier:
     # ---- features ------------------------------------------------------------------
     def _text_features(self, texts: Sequence[str]):
         """(normalised texts, tokens, sparse n-gram + cue matrix, dense semantic block)."""
-        norms = [normalize(t) for t in texts]
+        cap = MAX_CLASSIFY_CHARS
+        norms = [normalize(t if len(t) <= cap else t[:cap]) for t in texts]
         toks = [self.segmenter.cut_normalized(n) for n in norms]
         return norms, toks, self._assemble(norms, toks), self._dense(toks)
 

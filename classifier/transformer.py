@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .base import LABELS, Example, GroupscoreError, Prediction, Topic, predictions_from_arrays, read_model_json
+from .base import (LABELS, MAX_CLASSIFY_CHARS, Example, GroupscoreError, Prediction, Topic, predictions_from_arrays,
+                   read_model_json)
 
 if TYPE_CHECKING:  # only for type checkers: importing torch here would defeat the lazy import
     import torch
@@ -82,8 +83,9 @@ def require_torch() -> tuple[Any, Any]:
 
 
 def prepare_text(text: str) -> str:
-    """NFKC folds full-width digits/letters (a favourite ad obfuscation) to ASCII."""
-    return unicodedata.normalize("NFKC", text or "")
+    """NFKC folds full-width digits/letters (a favourite ad obfuscation) to ASCII. At most
+    ``MAX_CLASSIFY_CHARS`` characters are read (the pair is truncated to ``max_len`` tokens anyway)."""
+    return unicodedata.normalize("NFKC", (text or "")[:MAX_CLASSIFY_CHARS])
 
 
 def topic_text(topic: Topic | str | None) -> str:

@@ -63,6 +63,19 @@ def test_tiny_model_implements_the_interface(tiny_model):
     assert tiny_model.predict([], topic=TRAVEL) == []
 
 
+def test_a_huge_message_is_classified_on_its_first_characters(tiny_model):
+    from classifier.base import MAX_CLASSIFY_CHARS
+
+    head = "加V：xyz789 免费领资料 " * (MAX_CLASSIFY_CHARS // 10)
+    huge = head[:MAX_CLASSIFY_CHARS] + "故宫门票怎么买？" * 50_000  # 400k characters more
+    p_huge, r_huge = tiny_model.predict_proba([huge], GAMES)
+    p_head, r_head = tiny_model.predict_proba([head[:MAX_CLASSIFY_CHARS]], GAMES)
+    assert np.array_equal(p_huge, p_head) and np.array_equal(r_huge, r_head)
+    short = "故宫门票怎么买？"
+    assert np.array_equal(tiny_model.predict_proba([short], TRAVEL)[0],
+                          tiny_model.predict_proba([short, huge], TRAVEL)[0][:1])
+
+
 def test_save_load_gives_identical_predictions(tiny_model, tmp_path):
     tiny_model.save(tmp_path / "m", training={"rows": len(TINY)}, metrics={})
     again = load_model(tmp_path / "m")

@@ -704,6 +704,13 @@ def test_serve_py_bad_model_is_one_line_error(tmp_path: Path) -> None:
     assert r.stderr.strip().splitlines() == [f"error: not a groupscore model directory (no model.json): {tmp_path / 'nope'}"]
 
 
+def test_serve_py_port_out_of_range_is_one_line_error() -> None:
+    r = subprocess.run([sys.executable, str(ROOT / "serve.py"), "--port", "99999"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == ["error: --port must be between 0 and 65535, got 99999"]
+
+
 def test_score_member_confidence_is_passed_on() -> None:
     # The fake gives its label 0.7 and every other label 0.1: 甲's question and 乙's answer are
     # effective with p(on_topic) + p(question) = 0.8, above the default member confidence (0.75).
