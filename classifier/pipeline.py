@@ -814,8 +814,10 @@ def score_exports(
     def read_all() -> Iterator[Message]:
         for n, p in enumerate(paths, 1):
             stats = ReadStats()
-            kinds = [0, 0]  # records read, system notices among them
-            messages = _counting(iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None), kinds)
+            messages = iter_messages(p, fmt, stats=stats, columns=dict(columns) if columns else None)
+            kinds = [0, 0]  # records, system notices: counted for a forced format only (no layer per message else)
+            if fmt:
+                messages = _counting(messages, kinds)
             yield from _read_one(p, messages, overlaps, n, stats)
             _check_input(p, fmt, stats, kinds, read_warnings)
         if overlaps is not None:
@@ -855,7 +857,7 @@ def _counting(messages: Iterable[Message], kinds: list[int]) -> Iterator[Message
 def _check_input(path: str | Path, fmt: str | None, stats: Any, kinds: list[int], warnings: list[str]) -> None:
     """An input that gave no chat message is a mistake to say out loud, not an empty report:
     with a forced ``--format`` an error (that format cannot read the file), else a warning."""
-    read, system = kinds
+    read, system = (kinds[0], kinds[1]) if fmt else (stats.read, 0)
     info = stats.to_dict()
     if read and read > system:
         return

@@ -18,6 +18,7 @@ tests and benchmarks; what each format can carry is listed in :data:`PRESERVED_F
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -260,11 +261,14 @@ def iter_messages(
         raise GroupscoreError(f"a column mapping applies to csv/tsv/jsonl files, not {fmt}")
     st = stats if stats is not None else ReadStats()
     st.format = fmt
+    # Readers check headers and structure before their first message: run them that far here,
+    # so those errors come now (as promised above) and name the file, with no wrapper per message.
     try:
-        messages = reader(ReadContext(path=p, stats=st, group=group, columns=columns, encoding=encoding))
+        messages = iter(reader(ReadContext(path=p, stats=st, group=group, columns=columns, encoding=encoding)))
+        first = next(messages, None)
     except GroupscoreError as err:
         raise _naming(err, p) from None
-    return _named(messages, p)
+    return messages if first is None else itertools.chain((first,), messages)
 
 
 def _naming(err: GroupscoreError, path: Path) -> GroupscoreError:
@@ -272,13 +276,6 @@ def _naming(err: GroupscoreError, path: Path) -> GroupscoreError:
     characters from the file's bytes shown escaped, so several inputs' errors can be told apart."""
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
     return GroupscoreError(text if str(path) in text or path.name in text else f"{path}: {text}")
-
-
-def _named(messages: Iterator[Message], path: Path) -> Iterator[Message]:
-    try:
-        yield from messages
-    except GroupscoreError as err:
-        raise _naming(err, path) from None
 
 
 def write_export(

@@ -53,7 +53,7 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
             ncol = len(row)
             yield 0, [c.strip() for c in row]
             continue
-        if len(src.lines) > 1:
+        if src.more is not None:
             recovered = _runaway_quote(src.lines, src.start, ncol, delimiter)
             if recovered is not None:
                 ctx.stats.repair(src.start, f"an opening quote is never closed; lines {src.start}-{src.lineno} "

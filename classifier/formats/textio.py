@@ -83,14 +83,26 @@ class LineSource:
         self.stats = stats
         self.lineno = 0
         self.start = 0
-        self.lines: list[str] = []  # the raw lines yielded since the last mark
+        # A record over several lines since the last mark: its first line, and ``more``, the
+        # lines after it (None while the record has one line: a plain attribute, read per row)
+        self._first = ""
+        self.more: list[str] | None = None
+        self._records = False  # set by the first mark(): only then are a record's lines kept
         self._fresh = True
 
     def mark(self) -> None:
         self._fresh = True
+        self._records = True
+        self.more = None
+
+    @property
+    def lines(self) -> list[str]:
+        """The raw lines of a record over several lines (since the last mark); [] for one line."""
+        return [self._first, *self.more] if self.more is not None else []
 
     def __iter__(self) -> Iterator[str]:
         n = 0
+        prev = ""
         try:
             f = open(self.path, encoding=self.encoding, errors="groupscore-mark", newline=None)
         except LookupError:
@@ -107,8 +119,14 @@ class LineSource:
                 if self._fresh:
                     self.start = n
                     self._fresh = False
-                    self.lines.clear()
-                self.lines.append(line)
+                elif not self._records:  # a reader that never marks records: nothing to keep
+                    pass
+                elif self.more is None:  # a record's second line: keep it and the first
+                    self._first = prev
+                    self.more = [line]
+                else:
+                    self.more.append(line)
+                prev = line  # a local: nothing stored per line for one-line records
                 yield line
 
 
