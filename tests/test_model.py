@@ -152,7 +152,7 @@ def test_the_split_never_moves():
 def test_augmented_ads_are_marked_and_never_validated():
     if not SHARED.is_dir():
         pytest.skip("shared datasets not available")
-    s = build_splits(SHARED, n_augmented_ads=50, n_lexicon_ads=30, n_scene_ads=20)
+    s = build_splits(SHARED, n_augmented_ads=50, n_lexicon_ads=30, n_scene_ads=20, n_shares=0)
     gen = [e for e in s.train if e.generated]
     assert len(gen) == 100 and all(e.label == "ad" for e in gen)
     assert {e.source for e in gen} == {"augmented_ads", "lexicon_ads", "scene_ads"}
@@ -225,6 +225,58 @@ def test_same_message_follows_the_topic(default, text, home, elsewhere):
         away = default.predict(text, topic=other)
         assert away.label == "off_topic", (other, away)
         assert away.relevance < at_home.relevance
+
+
+@needs_default
+@pytest.mark.parametrize(
+    "text, home, elsewhere",
+    [   # names the generated share examples never use (classifier.data.share_examples)
+        ("[文件] 新疆自驾路书v2.pdf", "旅游 自驾 路线 攻略", "我的世界 Minecraft 服务器"),
+        ("[文件] 红石电路教程.zip", "我的世界 Minecraft 服务器", "旅游 出行 景点 酒店"),
+        ("[链接] 黄山日出最佳观景台", "旅游 自驾 路线 攻略", "音乐 歌曲 歌手 专辑"),
+    ],
+)
+def test_a_shared_file_or_link_follows_the_topic_and_is_no_question(default, text, home, elsewhere):
+    at_home, away = default.predict(text, topic=home), default.predict(text, topic=elsewhere)
+    assert at_home.label == "on_topic", at_home
+    assert away.label == "off_topic", away
+    for p in (at_home, away):
+        assert p.probs["question"] < 0.3, p
+
+
+@needs_default
+def test_a_share_the_topic_model_cannot_place_is_still_no_question(default):
+    # 独库公路 (a Xinjiang road) is not in the travel vocabulary the relevance part learned, so this
+    # announcement reads as chatter (relevance ~0.4): a known miss, but never a question any more.
+    for topic in ("旅游 自驾 路线 攻略", "音乐 歌曲 歌手 专辑"):
+        p = default.predict("[链接] 2024独库公路通车时间公告", topic=topic)
+        assert p.label != "question" and p.probs["question"] < 0.3, p
+
+
+@needs_default
+def test_a_personal_file_is_chatter_in_any_group(default):
+    for topic in ("旅游 出行 景点 酒店", "我的世界 Minecraft 服务器", "私域运营 社群"):
+        assert default.predict("[文件] 年会抽奖照片.jpg", topic=topic).label == "off_topic"
+
+
+def test_share_examples_are_generated_marked_and_follow_their_domain():
+    from classifier.data import DOMAIN_TOPICS, build_splits, share_examples
+
+    rows = share_examples(200)
+    assert rows == share_examples(200)  # seeded
+    assert all(t.startswith(("[文件] ", "[链接] ")) for t, _, _ in rows)
+    assert {lab for _, lab, d in rows if d} == {"on_topic"} and {lab for _, lab, d in rows if d is None} == {"off_topic"}
+    if not (ROOT.parent / "shared" / "datasets").is_dir():
+        pytest.skip("shared datasets not present")
+    sp = build_splits(ROOT.parent / "shared" / "datasets")
+    shares = [e for e in sp.train if e.source.startswith("shares")]
+    assert shares and all(e.generated for e in shares)
+    assert not any(s.startswith("shares") for s in sp.val)  # never evaluated on
+    home = {e.text: e.topic for e in shares if e.source == "shares" and e.label == "on_topic"}
+    for e in shares:
+        if e.source == "shares+contrast":  # the same share replayed in an unrelated group
+            assert e.label == "off_topic" and e.topic != home[e.text]
+    assert all(any(e.topic in v for v in DOMAIN_TOPICS.values()) for e in shares)
 
 
 @needs_default
