@@ -251,9 +251,10 @@ def _iso_week(d: date) -> str:
 
 
 class _Member:
-    __slots__ = ("key", "name", "messages", "effective", "best", "ads", "questions", "recent")
+    __slots__ = ("key", "idx", "name", "messages", "effective", "best", "ads", "questions", "recent")
 
-    def __init__(self, key: str, name: str) -> None:
+    def __init__(self, key: str, name: str, idx: int = 0) -> None:
+        self.idx = idx  # position in GroupScorer._member_list: how sealed days name the member
         # The member's key as first seen: every later message uses this one string object, so
         # the per-day member sets and maps of a long export hold references, not a fresh copy of
         # the sender id from every parsed row (41 MB of duplicate strings on a 1M-message export).
@@ -347,8 +348,15 @@ class GroupScorer:
         self.unknown_sender = 0
         self.labels = dict.fromkeys(LABELS, 0)
         self._members: dict[str, _Member] = {}
-        # day -> [messages, effective, {member: best p(effective) that day}, senders]
+        self._member_list: list[_Member] = []
+        # day -> [messages, effective, {member: best p(effective) that day}, senders]. A day two
+        # days behind the newest is *sealed* (:meth:`_seal`): its map and set become arrays of
+        # member indices (int32) and bests (float64), a fifth of the memory, so a years-long
+        # export does not hold a Python set and dict per day. ``_open_days`` holds the unsealed
+        # ones; a late message for a sealed day unseals it (exact in any order).
         self._days: dict[date, list] = {}
+        self._open_days: dict[date, list] = {}
+        self._unseals = 0
         self._hour_messages = [0] * 24
         self._hour_effective = [0] * 24
         self._first: datetime | None = None
@@ -402,7 +410,7 @@ class GroupScorer:
         ``score``: one call per batch, with the scorer's state held in locals."""
         labels = self.labels
         members = self._members
-        days = self._days
+        open_days = self._open_days
         hour_messages, hour_effective = self._hour_messages, self._hour_effective
         threshold, flood_s = self.relevance_threshold, self._flood_s
         n_effective = 0
@@ -440,7 +448,8 @@ class GroupScorer:
             if key:
                 member = members.get(key)
                 if member is None:
-                    member = members[key] = _Member(key, msg.sender or key)
+                    member = members[key] = _Member(key, msg.sender or key, len(self._member_list))
+                    self._member_list.append(member)
                 key = member.key
                 member.messages += 1
                 if effective:
@@ -463,9 +472,9 @@ class GroupScorer:
                 if self._last_ts is None or ts >= self._last_ts:
                     self._last_ts, self._last = ts, t
                 d = t.date()
-                day = days.get(d)
+                day = open_days.get(d)
                 if day is None:
-                    day = days[d] = [0, 0, {}, set()]
+                    day = self._open_day(d)
                 day[0] += 1
                 if key:
                     day[3].add(key)
@@ -558,6 +567,49 @@ class GroupScorer:
                     keep.append(q)
             self._open = keep
 
+    # ------------------------------------------------------------------ days
+    SEAL_AFTER = timedelta(days=2)
+
+    def _open_day(self, d: date) -> list:
+        """The day's unsealed record, created or unsealed; seals the open days two days behind
+        the newest. If late messages keep unsealing days (an export far from time order),
+        sealing stops: it would cost more than it saves."""
+        day = self._days.get(d)
+        if day is None:
+            day = self._days[d] = [0, 0, {}, set()]
+        else:
+            self._unseal(day)
+            self._unseals += 1
+        self._open_days[d] = day
+        if len(self._open_days) > 3 and self._unseals < 1000:
+            newest = max(self._open_days)
+            for old in [x for x in self._open_days if x < newest - self.SEAL_AFTER and x != d]:
+                self._seal(self._open_days.pop(old))
+        return day
+
+    def _seal(self, day: list) -> None:
+        members = self._members
+        senders, best = day[3], day[2]
+        day[3] = np.fromiter((members[k].idx for k in senders), dtype=np.int32, count=len(senders))
+        day[2] = (np.fromiter((members[k].idx for k in best), dtype=np.int32, count=len(best)),
+                  np.fromiter(best.values(), dtype=np.float64, count=len(best)))
+
+    def _unseal(self, day: list) -> None:
+        keys = self._member_list
+        idx, vals = day[2]
+        day[2] = {keys[i].key: b for i, b in zip(idx.tolist(), vals.tolist())}
+        day[3] = {keys[i].key for i in day[3].tolist()}
+
+    def _day_arrays(self, day: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sender indices, best indices, bests)`` of a day, sealed or not (not changed)."""
+        if isinstance(day[3], np.ndarray):
+            return day[3], day[2][0], day[2][1]
+        members = self._members
+        best = day[2]
+        return (np.fromiter((members[k].idx for k in day[3]), dtype=np.int32, count=len(day[3])),
+                np.fromiter((members[k].idx for k in best), dtype=np.int32, count=len(best)),
+                np.fromiter(best.values(), dtype=np.float64, count=len(best)))
+
     # ------------------------------------------------------------------ report
     def _counts(self, n: int, best: float) -> bool:
         """Does a member with ``n`` messages whose best effective message has p(effective)
@@ -568,12 +620,13 @@ class GroupScorer:
             return best >= self.member_rule.threshold(n) - _SURE_TOLERANCE
         return best >= self.member_confidence - _SURE_TOLERANCE
 
-    def _effective_members(self, best: Mapping[str, float]) -> int:
-        """Members of a day or week whose best effective message there passes the bar for
-        their message count over the WHOLE export: so a member counted on a day is counted in
-        its week and overall, and the weekly trend does not move with how much members post."""
-        members = self._members
-        return sum(1 for k, b in best.items() if self._counts(members[k].messages, b))
+    def _effective_members(self, idx: np.ndarray, best: np.ndarray) -> int:
+        """Members of a day or week (by index, with their best p(effective) there) whose best
+        effective message passes the bar for their message count over the WHOLE export: so a
+        member counted on a day is counted in its week and overall, and the weekly trend does
+        not move with how much members post."""
+        members = self._member_list
+        return sum(1 for i, b in zip(idx.tolist(), best.tolist()) if self._counts(members[i].messages, b))
 
     @property
     def members_base(self) -> int:
@@ -720,7 +773,7 @@ class GroupScorer:
         d = first
         while d <= last:
             day = self._days.get(d)
-            eff_members = self._effective_members(day[2]) if day else 0
+            eff_members = self._effective_members(*self._day_arrays(day)[1:]) if day else 0
             out.append({
                 "date": d.isoformat(),
                 "messages": day[0] if day else 0,
@@ -735,29 +788,29 @@ class GroupScorer:
     def _weekly(self, base: int) -> list[dict[str, Any]]:
         if not self._days:
             return []
-        weeks: dict[date, list] = {}  # Monday -> like a day: [messages, effective, best, senders]
+        weeks: dict[date, list[list]] = {}  # Monday -> its days
         for d, day in self._days.items():
-            monday = d - timedelta(days=d.weekday())
-            w = weeks.get(monday)
-            if w is None:
-                w = weeks[monday] = [0, 0, {}, set()]
-            w[0] += day[0]
-            w[1] += day[1]
-            for k, b in day[2].items():
-                if b > w[2].get(k, -1.0):
-                    w[2][k] = b
-            w[3] |= day[3]
+            weeks.setdefault(d - timedelta(days=d.weekday()), []).append(day)
         out = []
         monday, last = min(weeks), max(weeks)
-        while monday <= last:
-            w = weeks.get(monday, [0, 0, {}, set()])
-            eff_members = self._effective_members(w[2])
+        while monday <= last:  # one week's arrays at a time
+            days = weeks.get(monday, [])
+            parts = [self._day_arrays(day) for day in days]
+            senders = len(np.unique(np.concatenate([p[0] for p in parts]))) if parts else 0
+            idx = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
+            best = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+            if len(idx):  # each member's best of the week: the last of its run, sorted by (member, best)
+                order = np.lexsort((best, idx))
+                idx, best = idx[order], best[order]
+                last_of_run = np.append(idx[1:] != idx[:-1], True)
+                idx, best = idx[last_of_run], best[last_of_run]
+            eff_members = self._effective_members(idx, best)
             out.append({
                 "week": _iso_week(monday),
                 "start": monday.isoformat(),
-                "messages": w[0],
-                "effective": w[1],
-                "senders": len(w[3]),
+                "messages": sum(day[0] for day in days),
+                "effective": sum(day[1] for day in days),
+                "senders": senders,
                 "effective_members": eff_members,
                 "effective_activity": pct(eff_members, base),
             })

@@ -480,3 +480,61 @@ def test_score_uses_the_models_member_rule_unless_a_confidence_is_given(tmp_path
     assert rep["settings"]["member_rule"] == "family-wise" and rep["groups"][0]["effective_members"] == 0
     rep = score_exports([path], Ruled(), topic=TOPIC, out_dir=None, progress=False, member_confidence=0.75)
     assert rep["settings"]["member_rule"] == "fixed" and rep["groups"][0]["effective_members"] == 1
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_sealed_days_give_the_same_report_as_open_ones(monkeypatch, shuffle):
+    """Days two behind the newest are sealed into arrays (memory); the report must not change,
+    in time order or shuffled (late messages unseal their day)."""
+    import random
+
+    rng = random.Random(3)
+    start = datetime(2024, 1, 1, 8)
+    labels = ["on_topic", "question", "off_topic", "ad"]
+    rows = []
+    for i in range(3000):
+        t = start + timedelta(hours=rng.randint(0, 24 * 60))
+        lab = rng.choice(labels)
+        p = rng.random()
+        probs = {x: (p if x == lab else (1 - p) / 3) for x in labels}
+        rows.append((Message(group="g", sender=f"m{rng.randint(0, 80)}", time=t, text=f"t{i}"), lab, probs,
+                     rng.random()))
+    rows.sort(key=lambda r: r[0].time)
+    if shuffle:
+        rng.shuffle(rows)
+
+    def report(seal: bool) -> dict:
+        if not seal:
+            monkeypatch.setattr(GroupScorer, "SEAL_AFTER", timedelta(days=10_000))
+        g = GroupScorer("g", Topic(description=TOPIC), member_confidence=0.6)
+        for m, lab, probs, rel in rows:
+            g.add(m, lab, probs, rel)
+        sealed = sum(1 for day in g._days.values() if isinstance(day[3], np.ndarray)) + g._unseals
+        monkeypatch.undo()
+        return g.result(), sealed
+
+    (sealed_report, n_sealed), (open_report, n_open) = report(True), report(False)
+    # sorted: most days end sealed; shuffled: days were sealed and unsealed again along the way
+    assert n_open == 0 and n_sealed > 40
+    assert sealed_report == open_report
+    assert len(open_report["daily"]) > 55 and len(open_report["weekly"]) > 8
+    # and both equal the definition, computed here from the rows: per day / ISO week, the
+    # senders, and the members whose best effective message there reaches the bar (0.6)
+    from classifier.scoring import effective_probability, is_effective
+
+    def period_figures(key_of) -> dict:
+        senders, best = {}, {}
+        for m, lab, probs, rel in rows:
+            k = key_of(m.time.date())
+            senders.setdefault(k, set()).add(m.sender)
+            if is_effective(lab, rel):
+                p = float(effective_probability([[probs[x] for x in ("ad", "question", "on_topic", "off_topic")]],
+                                                [rel], 0.5)[0])
+                b = best.setdefault(k, {})
+                b[m.sender] = max(b.get(m.sender, -1.0), p)
+        return {k: (len(v), sum(1 for p in best.get(k, {}).values() if p >= 0.6 - 1e-9)) for k, v in senders.items()}
+
+    days = period_figures(lambda d: d.isoformat())
+    assert {d["date"]: (d["senders"], d["effective_members"]) for d in open_report["daily"] if d["messages"]} == days
+    weeks = period_figures(lambda d: (d - timedelta(days=d.weekday())).isoformat())
+    assert {w["start"]: (w["senders"], w["effective_members"]) for w in open_report["weekly"] if w["messages"]} == weeks
