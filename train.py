@@ -17,8 +17,8 @@ import sys
 
 from classifier.base import GroupscoreError
 from classifier.evaluation import format_report
-from classifier.training import (check_transformer_options, fit_context_stage, resolve_relevance_model,
-                                 train_default_model)
+from classifier.training import (check_relevance_out, check_transformer_options, fit_context_stage,
+                                 resolve_relevance_model, train_default_model)
 from classifier.transformer import DEFAULT_MAX_LEN
 
 
@@ -56,12 +56,14 @@ def main() -> int:
         if args.context_only:
             metrics = {}
         else:
+            if args.backend == "linear" and args.relevance_model is not None:
+                raise GroupscoreError("--relevance-model applies to --backend transformer only")
             extra = {} if args.backend == "linear" else {
                 "epochs": args.epochs, "lr": args.lr, "max_len": args.max_len,
                 "freeze_embeddings": args.freeze_embeddings,
                 "relevance_model": resolve_relevance_model(args.relevance_model)}
-            if args.backend == "linear" and args.relevance_model is not None:
-                raise GroupscoreError("--relevance-model applies to --backend transformer only")
+            if extra:
+                check_relevance_out(extra["relevance_model"], args.out)
             metrics = train_default_model(
                 args.shared, args.out, backend=args.backend, base_model=args.base_model, embeddings=args.embeddings,
                 max_train=args.max_train, seed=args.seed, **extra,

@@ -223,14 +223,15 @@ def train(
     """Train a model directory from your labelled messages."""
     from .data import build_splits, examples_from_file
     from .evaluation import format_report
-    from .training import (check_transformer_options, evaluate_examples, finish_transformer, resolve_relevance_model,
-                           split_user_examples, train_linear)
+    from .training import (check_relevance_out, check_transformer_options, evaluate_examples, finish_transformer,
+                           resolve_relevance_model, split_user_examples, train_linear)
 
     try:
         check_transformer_options(backend, epochs=epochs, lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings)
         if backend == "linear" and relevance_model is not None:
             raise GroupscoreError("--relevance-model applies to --backend transformer only")
         relevance_dir = resolve_relevance_model(relevance_model) if backend == "transformer" else None
+        check_relevance_out(relevance_dir, out)
         examples = []
         for path in data:
             examples.extend(examples_from_file(path, default_topic=topic or ""))

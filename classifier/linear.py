@@ -537,7 +537,8 @@ class LinearClassifier:
 
     # ---- topic ---------------------------------------------------------------------
     def make_topic(self, description: str | None = None, texts: Sequence[str] | None = None) -> Topic:
-        toks = [self.segmenter.cut(t) for t in texts] if texts else None
+        cap = MAX_CLASSIFY_CHARS  # as for classification: a 2M-character paste says nothing more
+        toks = [self.segmenter.cut(t if len(t) <= cap else t[:cap]) for t in texts] if texts else None
         return self.topic_model_.make_topic(description, toks, segment=self.segmenter.cut)
 
     def default_topic(self) -> Topic:

@@ -185,8 +185,18 @@ def resolve_relevance_model(value: str | Path | None) -> Path | None:
     if value is not None and str(value).strip().lower() == "none":
         return None
     path = default_model_dir() if value is None else Path(value)
-    read_model_json(path)  # a one-line error now rather than after training
+    backend = read_model_json(path).get("backend", "linear")  # one-line errors now, not after training
+    if backend != "linear":
+        raise GroupscoreError(f"--relevance-model must be a linear model: {path} is {backend!r}")
     return path
+
+
+def check_relevance_out(relevance: Path | None, out: str | Path) -> None:
+    """The transformer is saved into ``out`` before the relevance model is copied from its own
+    directory: the two must differ (``train.py``'s default ``--out`` is the shipped model's)."""
+    if relevance is not None and Path(out).resolve() == Path(relevance).resolve():
+        raise GroupscoreError(f"--out {out} is the relevance model's directory; write the transformer elsewhere "
+                              "(e.g. --out models/e5) or pass --relevance-model")
 
 
 def finish_transformer(model_dir: str | Path, relevance_model: str | Path | None) -> None:

@@ -387,7 +387,10 @@ class TransformerClassifier:
         from .base import remove_fitted_stages
 
         remove_fitted_stages(out)
-        if "relevance_model" not in self.meta and (out / RELEVANCE_DIR).is_dir():
+        if self.relevance_model is not None and self.meta.get("relevance_model"):
+            # a loaded model saved elsewhere keeps its relevance model with it
+            self.relevance_model.save(out / str(self.meta["relevance_model"]))
+        elif "relevance_model" not in self.meta and (out / RELEVANCE_DIR).is_dir():
             import shutil
 
             shutil.rmtree(out / RELEVANCE_DIR)  # an earlier model's; this one has none

@@ -977,3 +977,30 @@ def test_an_unclosed_quote_does_not_swallow_the_rows_after_it(tmp_path):
     stats = ReadStats()
     got = list(iter_messages(ok, stats=stats))
     assert [m.text for m in got] == ["第一行\n第二行, 带逗号", "下一条"] and stats.repaired == 0
+
+
+@pytest.mark.parametrize("header, body, texts", [
+    ("text", '"第一行\n第二行"\nhello\n', ["第一行\n第二行", "hello"]),             # one column: never repaired
+    ("sender,text", 'alice,"步骤：\n先装forge, 再放mods"\nbob,好的\n', ["步骤：\n先装forge, 再放mods", "好的"]),
+])
+def test_a_multiline_message_whose_lines_look_like_rows_stays_one_message(tmp_path, header, body, texts):
+    p = tmp_path / "m.csv"
+    p.write_text(header + "\n" + body, encoding="utf-8")
+    stats = ReadStats()
+    assert [m.text for m in iter_messages(p, fmt="csv", stats=stats)] == texts and stats.repaired == 0
+
+
+def test_an_unclosed_quote_in_a_large_file_is_repaired_past_the_csv_field_limit(tmp_path):
+    import csv as _csv
+
+    n = 6000
+    rows = [f"测试群,2024-05-13 08:{i // 60 % 60:02d}:{i % 60:02d},用户{i % 50},第{i}条 我们上周做了裂变活动，转化率从3%涨到了8% "
+            + "补充说明" * 20 for i in range(n)]
+    rows[100] = rows[100].replace(",第100条", ',"第100条')
+    p = tmp_path / "big.csv"
+    p.write_text("群名,时间,昵称,内容\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert p.stat().st_size > 4 * _csv.field_size_limit()  # the open quote would run past the limit
+    stats = ReadStats()
+    got = list(iter_messages(p, stats=stats))
+    assert len(got) == n and stats.skipped == 0 and stats.repaired >= 1
+    assert got[100].text.startswith('"第100条') and got[101].text.startswith("第101条")

@@ -74,6 +74,9 @@ def test_a_huge_message_is_classified_on_its_first_characters(tiny_model):
     short = "故宫门票怎么买？"
     assert np.array_equal(tiny_model.predict_proba([short], TRAVEL)[0],
                           tiny_model.predict_proba([short, huge], TRAVEL)[0][:1])
+    # an induced topic reads the same first characters (no topic given: score's default)
+    assert tiny_model.make_topic(texts=[short] * 3 + [huge]) == tiny_model.make_topic(
+        texts=[short] * 3 + [huge[:MAX_CLASSIFY_CHARS]])
 
 
 def test_save_load_gives_identical_predictions(tiny_model, tmp_path):

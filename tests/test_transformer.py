@@ -490,6 +490,31 @@ def test_attach_errors_and_replacement(trained, tmp_path):
         load_model(copy)
 
 
+def test_a_loaded_model_saved_elsewhere_keeps_its_relevance_model(hybrid, tmp_path):
+    hyb, _ = hybrid
+    hyb.save(tmp_path / "copy")
+    again = load_model(tmp_path / "copy")
+    texts = [t for t, _, _ in ROWS]
+    assert np.array_equal(again.predict_proba(texts, GAMES)[1], hyb.predict_proba(texts, GAMES)[1])
+
+
+def test_relevance_model_must_be_linear_and_not_the_output(trained, tmp_path):
+    from classifier.training import check_relevance_out, resolve_relevance_model
+
+    _, out = trained
+    with pytest.raises(GroupscoreError, match="must be a linear model"):
+        resolve_relevance_model(out)
+    shipped = resolve_relevance_model(None)
+    assert (shipped / "model.json").is_file() and resolve_relevance_model("none") is None
+    with pytest.raises(GroupscoreError, match="is the relevance model's directory"):
+        check_relevance_out(shipped, shipped)
+    check_relevance_out(shipped, tmp_path / "e5")  # elsewhere: fine
+    r = subprocess.run([sys.executable, str(REPO / "train.py"), "--backend", "transformer", "--out", str(shipped)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "is the relevance model's directory" in r.stderr
+    assert (shipped / "weights.npz").is_file()  # the shipped model was not touched
+
+
 def test_saving_a_model_without_relevance_removes_an_old_one(trained, hybrid, tmp_path):
     clf, _ = trained
     _, hyb_path = hybrid

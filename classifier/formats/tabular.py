@@ -30,7 +30,13 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
         except StopIteration:
             return
         except csv.Error as err:
-            ctx.stats.skip(src.start, f"malformed CSV record: {err}")
+            # A quote left open in a large file runs into the csv module's field limit: the
+            # lines read so far may be whole rows swallowed by it (see _runaway_quote).
+            recovered = _runaway_quote(src.lines, src.start, ncol, delimiter) if ncol > 0 and src.more else None
+            if recovered is None:
+                ctx.stats.skip(src.start, f"malformed CSV record: {err}")
+                continue
+            yield from _repaired(ctx, src, recovered)
             continue
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -56,13 +62,7 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
         if src.more is not None:
             recovered = _runaway_quote(src.lines, src.start, ncol, delimiter)
             if recovered is not None:
-                ctx.stats.repair(src.start, f"an opening quote is never closed; lines {src.start}-{src.lineno} "
-                                 "were read one row per line, the quote as a plain character")
-                for line_no, fixed in recovered:
-                    if isinstance(fixed, str):
-                        ctx.stats.skip(line_no, fixed)
-                    else:
-                        yield line_no, fixed
+                yield from _repaired(ctx, src, recovered)
                 continue
         if len(row) != ncol:
             if len(row) > ncol and not any(c.strip() for c in row[ncol:]):
@@ -73,6 +73,16 @@ def csv_rows(ctx: ReadContext, delimiter: str = ",", title_line: bool = False,
         yield src.start, row
 
 
+def _repaired(ctx: ReadContext, src: LineSource, recovered: list) -> Iterator[tuple[int, list[str]]]:
+    ctx.stats.repair(src.start, f"an opening quote is never closed; lines {src.start}-{src.lineno} "
+                     "were read one row per line, the quote as a plain character")
+    for line_no, fixed in recovered:
+        if isinstance(fixed, str):
+            ctx.stats.skip(line_no, fixed)
+        else:
+            yield line_no, fixed
+
+
 def _runaway_quote(lines: list[str], start: int, ncol: int, delimiter: str) -> list[tuple[int, list[str] | str]] | None:
     """A record over several lines whose later lines are themselves whole rows: a quote opened
     in its first line was never closed (a message that begins with ", exported unescaped), and
@@ -80,13 +90,18 @@ def _runaway_quote(lines: list[str], start: int, ncol: int, delimiter: str) -> l
     its own — the first with its quote as a plain character — as ``(line, row)``, or
     ``(line, reason)`` for one that still is no row; ``None`` for an ordinary multi-line record.
 
-    >>> _runaway_quote(['g,1,"he said\\n', 'g,2,ok\\n'], 7, 3, ",")
-    [(7, ['g', '1', '"he said']), (8, ['g', '2', 'ok'])]
+    >>> _runaway_quote(['g,1,"he said\\n', 'g,2,ok\\n', 'g,3,ok\\n'], 7, 3, ",")
+    [(7, ['g', '1', '"he said']), (8, ['g', '2', 'ok']), (9, ['g', '3', 'ok'])]
     """
+    # Told apart from a message over several lines by asking more than one line could give by
+    # chance: at least two columns, and at least two later lines that are whole rows (all of
+    # them but perhaps the last, where a later stray quote may have closed the field).
+    if ncol < 2:
+        return None
     rest = [(start + k, line) for k, line in enumerate(lines[1:], 1) if line.strip()]
     whole = [next(csv.reader([line], delimiter=delimiter), []) for _, line in rest]
     full = sum(len(r) == ncol for r in whole)
-    if not rest or full < 1 or full < len(rest) - 1:
+    if full < 2 or full < len(rest) - 1:
         return None
     first = next(csv.reader([lines[0]], delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
     out: list[tuple[int, list[str] | str]] = []
