@@ -26,7 +26,8 @@ def main() -> None:
 
 @app.command()
 def score(
-    inputs: List[Path] = typer.Argument(..., metavar="INPUT...", help="Chat exports (format detected from content)."),
+    inputs: List[Path] = typer.Argument(
+        ..., metavar="INPUT...", help="Chat exports (format detected from content); - reads one from stdin."),
     topic: Optional[str] = typer.Option(None, "--topic", help="Topic description/keywords for every group not in --groups."),
     groups: Optional[Path] = typer.Option(
         None, "--groups", help='JSON: {"群名": {"topic": "...", "members": 500, "admins": ["..."]}}.'),
@@ -58,7 +59,21 @@ def score(
     from .pipeline import load_groups_config, parse_columns, score_exports
     from .report import summary_table
 
+    import shutil
+    import sys
+    import tempfile
+
+    spool = None
     try:
+        if sum(str(p) == "-" for p in inputs) > 1:
+            raise GroupscoreError("stdin (-) can be given once")
+        if any(str(p) == "-" for p in inputs):
+            # Readers detect the format from the content and may read a file twice (detection,
+            # then the records): stdin is spooled to a temporary file first.
+            spool = Path(tempfile.mkdtemp(prefix="groupscore-stdin-"))
+            with open(spool / "stdin", "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f)
+            inputs = [spool / "stdin" if str(p) == "-" else p for p in inputs]
         config = load_groups_config(groups) if groups else None
         report = score_exports(
             inputs, _load(model, context), fmt=fmt, topic=topic, groups_config=config, anonymize=anonymize,
@@ -68,6 +83,9 @@ def score(
         )
     except GroupscoreError as err:
         _fail(err)
+    finally:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
     if not quiet:
         Console().print(summary_table(report))
     # What was lost or doubtful goes to stderr even with --quiet (which only drops the table).

@@ -208,3 +208,17 @@ def test_quiet_still_warns_about_skipped_records(tmp_path):
     r = runner.invoke(app, ["score", str(bad), "--quiet", "--out", str(tmp_path / "o"), "--jobs", "1"])
     assert r.exit_code == 0 and r.stdout == ""
     assert "warning: 1 malformed records skipped" in r.stderr
+
+
+def test_score_reads_an_export_from_stdin(tmp_path):
+    data = (SAMPLE_DIR / "qq_group.txt").read_bytes()
+    piped = runner.invoke(app, ["score", "-", "--out", str(tmp_path / "a"), "--quiet", "--jobs", "1"], input=data)
+    assert piped.exit_code == 0, piped.output
+    direct = runner.invoke(app, ["score", str(SAMPLE_DIR / "qq_group.txt"), "--out", str(tmp_path / "b"), "--quiet",
+                                 "--jobs", "1"])
+    assert direct.exit_code == 0
+    a = json.loads((tmp_path / "a" / "report.json").read_text(encoding="utf-8"))
+    b = json.loads((tmp_path / "b" / "report.json").read_text(encoding="utf-8"))
+    assert a["groups"] == b["groups"] and a["inputs"][0]["read"] == b["inputs"][0]["read"] > 0
+    r = runner.invoke(app, ["score", "-", "-", "--out", str(tmp_path / "c")], input=data)
+    assert r.exit_code == 1 and "stdin (-) can be given once" in r.output
