@@ -402,6 +402,8 @@ def render_html(report: dict[str, Any]) -> str:
                      for i in report.get("inputs", [])], num=(2, 3, 4))
     errors = [f"{i.get('path', '')}:{e['line']}: {e['reason']}" for i in report.get("inputs", [])
               for e in i.get("errors", [])[:10]]
+    errors += [f"{i.get('path', '')}:{e['line']}: repaired: {e['reason']}" for i in report.get("inputs", [])
+               for e in i.get("repairs", [])[:10]]
     errors_html = ("<ul class=\"warnings\">" + "".join(f"<li>{_e(x)}</li>" for x in errors) + "</ul>") if errors else ""
     warnings = "".join(f"<li>{_e(w)}</li>" for w in report.get("warnings", []))
     anon = " · member names anonymized" if report.get("settings", {}).get("anonymized") else ""

@@ -581,3 +581,16 @@ def test_sure_field_reproduces_effective_members_and_bad_confidence_fails_before
             score_exports([src], FakeClassifier(), out_dir=keep, progress=False, messages_format="csv",
                           member_confidence=bad)
         assert {p.name: p.read_bytes() for p in keep.iterdir()} == before  # nothing touched
+
+
+def test_the_html_lists_repaired_csv_lines(tmp_path):
+    from classifier.pipeline import score_exports
+
+    rows = [f"测试群,2024-05-13 08:0{i}:00,用户{i},消息{i} 我们上周做了裂变活动" for i in range(1, 8)]
+    rows[3] = '测试群,2024-05-13 08:04:00,用户4,"这条有个没闭合的引号'
+    p = tmp_path / "quote.csv"
+    p.write_text("群名,时间,昵称,内容\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    report = score_exports([p], FakeClassifier(), topic=TOPIC, progress=False, out_dir=tmp_path / "o")
+    assert report["inputs"][0]["repaired"] == 1 and report["inputs"][0]["read"] == 7
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "repaired: an opening quote is never closed" in html
