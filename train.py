@@ -52,12 +52,10 @@ def main() -> int:
     args = ap.parse_args()
     try:
         check_transformer_options(args.backend, epochs=args.epochs, lr=args.lr, max_len=args.max_len,
-                                  freeze_embeddings=args.freeze_embeddings)
+                                  freeze_embeddings=args.freeze_embeddings, relevance_model=args.relevance_model)
         if args.context_only:
             metrics = {}
         else:
-            if args.backend == "linear" and args.relevance_model is not None:
-                raise GroupscoreError("--relevance-model applies to --backend transformer only")
             extra = {} if args.backend == "linear" else {
                 "epochs": args.epochs, "lr": args.lr, "max_len": args.max_len,
                 "freeze_embeddings": args.freeze_embeddings,

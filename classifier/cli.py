@@ -245,9 +245,8 @@ def train(
                            resolve_relevance_model, split_user_examples, train_linear)
 
     try:
-        check_transformer_options(backend, epochs=epochs, lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings)
-        if backend == "linear" and relevance_model is not None:
-            raise GroupscoreError("--relevance-model applies to --backend transformer only")
+        check_transformer_options(backend, epochs=epochs, lr=lr, max_len=max_len, freeze_embeddings=freeze_embeddings,
+                                  relevance_model=relevance_model)
         relevance_dir = resolve_relevance_model(relevance_model) if backend == "transformer" else None
         check_relevance_out(relevance_dir, out)
         examples = []

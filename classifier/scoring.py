@@ -588,11 +588,8 @@ class GroupScorer:
         return day
 
     def _seal(self, day: list) -> None:
-        members = self._members
-        senders, best = day[3], day[2]
-        day[3] = np.fromiter((members[k].idx for k in senders), dtype=np.int32, count=len(senders))
-        day[2] = (np.fromiter((members[k].idx for k in best), dtype=np.int32, count=len(best)),
-                  np.fromiter(best.values(), dtype=np.float64, count=len(best)))
+        senders, idx, vals = self._day_arrays(day)
+        day[3], day[2] = senders, (idx, vals)
 
     def _unseal(self, day: list) -> None:
         keys = self._member_list

@@ -217,12 +217,14 @@ def finish_transformer(model_dir: str | Path, relevance_model: str | Path | None
 
 
 def check_transformer_options(backend: str, *, epochs: int | None, lr: float | None, max_len: int,
-                              freeze_embeddings: bool) -> None:
+                              freeze_embeddings: bool, relevance_model: str | None = None) -> None:
     """One-line error when options only the transformer reads are given for the linear backend."""
     from .transformer import DEFAULT_MAX_LEN
 
     if backend == "linear" and (epochs or lr or freeze_embeddings or max_len != DEFAULT_MAX_LEN):
         raise GroupscoreError("--epochs, --lr, --max-len and --freeze-embeddings apply to --backend transformer only")
+    if backend == "linear" and relevance_model is not None:
+        raise GroupscoreError("--relevance-model applies to --backend transformer only")
 
 
 MAIN_SOURCE = "qq_group"  # the real group chat: the register that matters most

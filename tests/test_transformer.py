@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -315,17 +316,22 @@ def tiny_base(base: Path) -> Path:
     return base
 
 
-def test_cli_train_passes_the_fine_tuning_options(tmp_path):
+def cli_train_inputs(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """``(the CLI app, a tiny base model dir, a JSONL of ROWS)`` for ``groupscore train`` tests."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from typer.testing import CliRunner
-
     from classifier.cli import app
 
-    base = tiny_base(tmp_path / "base")
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": lab, "topic": topic}, ensure_ascii=False) + "\n"
                             for t, lab, topic in ROWS * 3), encoding="utf-8")
+    return app, tiny_base(tmp_path / "base"), data
+
+
+def test_cli_train_passes_the_fine_tuning_options(tmp_path):
+    from typer.testing import CliRunner
+
+    app, base, data = cli_train_inputs(tmp_path)
     res = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--backend", "transformer",
                                    "--base-model", str(base), "--epochs", "2", "--lr", "0.001", "--max-len", "24",
                                    "--freeze-embeddings", "--val-percent", "0"])
@@ -339,16 +345,9 @@ def test_cli_train_passes_the_fine_tuning_options(tmp_path):
 
 
 def test_cli_train_relevance_model_options(tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
     from typer.testing import CliRunner
 
-    from classifier.cli import app
-
-    base = tiny_base(tmp_path / "base")
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": lab, "topic": topic}, ensure_ascii=False) + "\n"
-                            for t, lab, topic in ROWS * 3), encoding="utf-8")
+    app, base, data = cli_train_inputs(tmp_path)
     common = ["train", str(data), "--val-percent", "0"]
     res = CliRunner().invoke(app, common + ["--out", str(tmp_path / "m"), "--backend", "transformer",
                                             "--base-model", str(base), "--epochs", "1", "--relevance-model", "none"])
