@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from . import __version__
+from . import __version__, native
 from .base import MAX_CLASSIFY_CHARS, LABELS, Example, GroupscoreError, Prediction, Topic, remove_fitted_stages
 from .embed import FILES as EMBEDDING_FILES
 from .embed import StaticEmbeddings
@@ -305,11 +305,14 @@ class LinearClassifier:
         self.meta_: dict[str, Any] = {}
 
     # ---- features ------------------------------------------------------------------
-    def _text_features(self, texts: Sequence[str]):
-        """(normalised texts, tokens, sparse n-gram + cue matrix, dense semantic block)."""
+    def _norms_toks(self, texts: Sequence[str]) -> tuple[list[str], list[list[str]]]:
         cap = MAX_CLASSIFY_CHARS
         norms = [normalize(t if len(t) <= cap else t[:cap]) for t in texts]
-        toks = [self.segmenter.cut_normalized(n) for n in norms]
+        return norms, [self.segmenter.cut_normalized(n) for n in norms]
+
+    def _text_features(self, texts: Sequence[str]):
+        """(normalised texts, tokens, sparse n-gram + cue matrix, dense semantic block)."""
+        norms, toks = self._norms_toks(texts)
         return norms, toks, self._assemble(norms, toks), self._dense(toks)
 
     def _dense(self, toks) -> np.ndarray:
@@ -342,6 +345,63 @@ class LinearClassifier:
         """P(domain | text) over the learned domains plus "none" (last column)."""
         return _softmax(_dot_blocks((X, D), self._t("dom_coef_")) + self.dom_intercept_)
 
+    def _xw(self, norms: list[str], toks, X: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """``X @ W`` for the label and the domain weights (n-gram and cue rows): from ``X`` when
+        it is built, else compiled without building it (bit-identical, tests/test_native.py)."""
+        nx = self.coef_.shape[1] - self._dense_dim() - len(REL_NAMES)
+        if X is None:
+            hit = self._native_xw(norms, toks, nx)
+            if hit is not None:
+                return hit
+            X = self._assemble(norms, toks)
+        return X @ self._t("coef_")[:nx], X @ self._t("dom_coef_")[:nx]
+
+    def _dense_dim(self) -> int:
+        return 0 if self.embeddings_ is None else self.embeddings_.dim
+
+    def _native_xw(self, norms: list[str], toks, nx: int) -> tuple[np.ndarray, np.ndarray] | None:
+        nat = native.module()
+        if nat is None or not norms:
+            return None
+        tabs = self.__dict__.get("_native_tabs")
+        if tabs is None:
+            tabs = self._native_tabs = self._build_native_tables(nat, nx)
+        if not tabs:
+            return None
+        ctab, cbits, tok_id, uni_col, ptab, pbits, W, logtab = tabs
+        lo, hi = self.char_range
+        lens = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
+        ids = np.fromiter(map(tok_id.get, chain.from_iterable(toks), repeat(-1)), dtype=np.int64, count=int(lens.sum()))
+        q = cue_matrix(norms) * np.float32(self.cue_scale)
+        out = np.zeros((len(norms), W.shape[1]), dtype=W.dtype)
+        nc, nw = len(self.char_vocab_.index), len(self.word_vocab_.index)
+        if nat.xw(list(norms), lo, hi, ctab, cbits, self.char_vocab_.idf, ids, lens, uni_col, ptab, pbits,
+                  self.word_vocab_.idf, q, W, nc, nw, logtab, out) != 0:
+            return None  # a term frequency past the log table (a huge repetitive text)
+        k = self.coef_.shape[0]
+        return out[:, :k], out[:, k:]
+
+    def _build_native_tables(self, nat, nx: int):
+        """Hash tables of the two vocabularies and the stacked weights, built once per model."""
+        lo, hi = self.char_range
+        char_tab, word_tab = self.char_vocab_._char_table(), self.word_vocab_._word_table()
+        coef_t, dom_t = self._t("coef_"), self._t("dom_coef_")
+        if char_tab is None or word_tab is None or not (1 <= lo <= hi <= 3) or coef_t.dtype != dom_t.dtype \
+                or coef_t.dtype not in (np.float32, np.float64) or dom_t.shape[0] - self._dense_dim() != nx:
+            return ()
+
+        def table(keys: np.ndarray, cols: np.ndarray):
+            bits = max(4, int(2 * max(1, len(keys)) - 1).bit_length())  # at most half full
+            return nat.hash_table(np.ascontiguousarray(keys, np.int64), np.ascontiguousarray(cols, np.int64), bits), bits
+
+        ctab, cbits = table(*char_tab)
+        tok_id, uni_col, pkeys, pcols = word_tab
+        ptab, pbits = table(pkeys, pcols)
+        W = np.ascontiguousarray(np.hstack([coef_t[:nx], dom_t[:nx]]))
+        # log(tf) exactly as numpy computes it on the float32 term frequencies in _Vocab._tfidf
+        logtab = np.log(np.maximum(np.arange(1 << 16, dtype=np.int64), 1).astype(np.float32))  # [0] unused
+        return (ctab, cbits, tok_id, np.ascontiguousarray(uni_col, np.int64), ptab, pbits, W, logtab)
+
     def _t(self, name: str) -> np.ndarray:
         """A weight matrix transposed into C order, made once: ``X @ W.T`` on a transposed
         view makes scipy copy the whole matrix on every call (milliseconds per message)."""
@@ -364,9 +424,12 @@ class LinearClassifier:
 
     def _rel_features(self, X: sp.csr_matrix, D: np.ndarray, toks, norms, topic: Topic | None) -> np.ndarray:
         """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
+        return self._rel_from(self._domain_probs(X, D), toks, norms, topic)
+
+    def _rel_from(self, dom_probs: np.ndarray, toks, norms, topic: Topic | None) -> np.ndarray:
         m = self._topic_domains(topic)
         kw = self.topic_model_.relevance_features(toks, topic, norms)
-        return _rel_matrix(self._domain_probs(X, D)[:, :-1] @ m, float(m.max(initial=0.0)), kw)
+        return _rel_matrix(dom_probs[:, :-1] @ m, float(m.max(initial=0.0)), kw)
 
     def _relevance_from(self, R: np.ndarray) -> np.ndarray:
         return _sigmoid(R @ self.rel_coef_ + self.rel_intercept_)
@@ -567,12 +630,20 @@ class LinearClassifier:
         one small dense product each, so no sparse matrix is ever widened with them.
         """
         t = self._resolve_topic(topic)
-        norms, toks, X, D = self._text_features(texts)
-        R = self._rel_features(X, D, toks, norms, t)
+        norms, toks = self._norms_toks(texts)
+        X = self._assemble(norms, toks) if full else None
+        D = self._dense(toks)
+        # The same sums as _dot_blocks((X, D, R), W), in its order, with X @ W computed once for
+        # the label and the domain weights (compiled, without X, when X is not needed).
+        zx, dx = self._xw(norms, toks, X)
+        coef_t, dom_t, nd = self._t("coef_"), self._t("dom_coef_"), D.shape[1]
+        nx = coef_t.shape[0] - nd - len(REL_NAMES)
+        dom = _softmax((dx + D @ dom_t[nx:nx + nd]) + self.dom_intercept_)
+        R = self._rel_from(dom, toks, norms, t)
         rel = self._relevance_from(R)
         R = R * self.rel_scale
-        z = (_dot_blocks((X, D, R), self._t("coef_")) + self.intercept_) / self.temperature_
-        return z, ((X, D, R) if full else X), rel
+        z = ((zx + D @ coef_t[nx:nx + nd]) + R @ coef_t[nx + nd:] + self.intercept_) / self.temperature_
+        return z, ((X, D, R) if full else None), rel
 
     def predict_proba(self, texts: Sequence[str], topic: Topic | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, str):

@@ -11,7 +11,8 @@ import re
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from .normalize import TOKEN_CHARS, normalize, token_name
+from . import native
+from .normalize import TOKEN_CHARS, TOKEN_NAMES, normalize, token_name
 
 # Chat and community-operations words jieba's default dictionary splits apart. A model
 # directory stores its own list (``segmentation.user_words``) so that a retrained model
@@ -38,6 +39,8 @@ _TOKEN_SPLIT = re.compile("([" + "".join(sorted(TOKEN_CHARS)) + "])")
 # A unit repeated three times (哈哈哈, 啊啊啊啊, 安安安): several routes then score exactly the
 # same and jieba and jieba-rs break the tie differently, so such blocks go to jieba itself.
 _PERIODIC = re.compile(r"(.{1,4})\1\1")
+# typed-token character -> its token, for the compiled cut
+_TOKEN_OF = {ch: f"<{name}>" for ch, name in TOKEN_NAMES.items()}
 # Cache bounds (entries): flat memory on long exports. Segmentation results of whole texts,
 # HMM cuts of unknown-character runs, jieba cuts of tie-prone blocks.
 SEGMENT_CACHE = 20_000
@@ -171,6 +174,13 @@ class Segmenter:
 
     @lru_cache(maxsize=SEGMENT_CACHE)
     def _cut_cached(self, norm: str) -> tuple[str, ...]:
+        nat = native.module()
+        if nat is not None:
+            eng = self._fast_engine()
+            if eng is not None:
+                # the loop below and _lcut's, compiled: the same tokens (tests/test_native.py)
+                rj, freq, hmm_cut = eng
+                return nat.cut(norm, _TOKEN_OF, rj.cut, freq, hmm_cut, self._periodic_cut)
         # Typed-token characters split the text; each run between them is segmented on its own.
         # Whitespace tokens are dropped (normalised text keeps only single spaces between Latin
         # words), so the filter only runs on a run that holds a space.

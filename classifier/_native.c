@@ -1,0 +1,706 @@
+/* Compiled inner loops of the linear classifier (optional: every function here has a pure-Python
+ * twin in segment.py / linear.py that gives the same result, and the package works without it).
+ *
+ * cut()       the glue around jieba-rs in Segmenter._cut_cached: typed-token split, jieba's Han
+ *             block split, buffering of single-character steps for the HMM; the same tokens.
+ * hash_table() an open-addressing table (int64 key -> int32 column) for the n-gram vocabularies.
+ * xw()        X @ W for the character n-gram, word n-gram and cue blocks of a batch without
+ *             building X: per text, its TF-IDF entries in column order, each block L2-normalised,
+ *             accumulated in float32 exactly as scipy's CSR x dense product does, so the result
+ *             is bit-identical to building the CSR matrix and multiplying.
+ *
+ * jsonl()     messages.jsonl lines of a batch, byte for byte as orjson writes them (a record it
+ *             cannot write the same way goes to the Python writer).
+ *
+ * Built with -ffp-contract=off: a fused multiply-add would round differently from numpy/scipy.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ buffers */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+static int get_buf(PyObject *obj, Buf *b, Py_ssize_t itemsize, char kind, int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    b->held = 0;
+    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) return -1;
+    b->held = 1;
+    const char *f = b->view.format ? b->view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    char fk = *f;
+    int ok = b->view.itemsize == itemsize;
+    if (kind == 'i') ok = ok && (fk == 'q' || fk == 'l' || fk == 'i');
+    if (kind == 'f') ok = ok && (fk == 'f' || fk == 'd');
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %s%d array", name,
+                     kind == 'i' ? "int" : "float", (int)(8 * itemsize));
+        return -1;
+    }
+    return 0;
+}
+
+static void rel_buf(Buf *b) {
+    if (b->held) PyBuffer_Release(&b->view);
+    b->held = 0;
+}
+
+/* ------------------------------------------------------------------ segmentation glue */
+
+static int is_block_char(Py_UCS4 c) {
+    /* jieba's re_han_default: [\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-] */
+    return (c >= 0x4E00 && c <= 0x9FD5) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '+' || c == '#' || c == '&' || c == '.' || c == '_' ||
+           c == '%' || c == '-';
+}
+
+/* (.{1,4})\1\1 anywhere in s[a:b] (a block holds no newline, so '.' is any character). */
+static int is_periodic(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    for (Py_ssize_t i = a; i < b; i++) {
+        for (Py_ssize_t L = 1; L <= 4 && i + 3 * L <= b; L++) {
+            Py_ssize_t j = 0;
+            for (; j < L; j++) {
+                Py_UCS4 c = PyUnicode_READ(kind, data, i + j);
+                if (PyUnicode_READ(kind, data, i + L + j) != c || PyUnicode_READ(kind, data, i + 2 * L + j) != c) break;
+            }
+            if (j == L) return 1;
+        }
+    }
+    return 0;
+}
+
+static int append_steal(PyObject *out, PyObject *item) {
+    if (item == NULL) return -1;
+    int r = PyList_Append(out, item);
+    Py_DECREF(item);
+    return r;
+}
+
+/* Append every item of an iterable (a tuple or list of tokens). */
+static int extend_from(PyObject *out, PyObject *seq) {
+    if (seq == NULL) return -1;
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of tokens");
+    Py_DECREF(seq);
+    if (fast == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_Append(out, items[i]) < 0) {
+            Py_DECREF(fast);
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* not freq.get(w): absent, or a prefix entry with frequency 0 */
+static int not_a_word(PyObject *freq, PyObject *w) {
+    PyObject *v = PyDict_GetItemWithError(freq, w);
+    if (v == NULL) return PyErr_Occurred() ? -1 : 1;
+    int t = PyObject_IsTrue(v);
+    return t < 0 ? -1 : !t;
+}
+
+static int append_chars(PyObject *out, PyObject *s, Py_ssize_t a, Py_ssize_t b) {
+    for (Py_ssize_t i = a; i < b; i++)
+        if (append_steal(out, PyUnicode_Substring(s, i, i + 1)) < 0) return -1;
+    return 0;
+}
+
+typedef struct {
+    PyObject *rj_cut, *freq, *hmm_cut, *periodic_cut;
+} Engine;
+
+/* segment._flush */
+static int flush_buf(PyObject *out, PyObject *blk, Py_ssize_t a, Py_ssize_t b, Engine *e) {
+    if (b - a == 1) return append_steal(out, PyUnicode_Substring(blk, a, b));
+    PyObject *buf = PyUnicode_Substring(blk, a, b);
+    if (buf == NULL) return -1;
+    int nw = not_a_word(e->freq, buf);
+    int r;
+    if (nw < 0) r = -1;
+    else if (nw) r = extend_from(out, PyObject_CallOneArg(e->hmm_cut, buf));
+    else r = append_chars(out, buf, 0, b - a);
+    Py_DECREF(buf);
+    return r;
+}
+
+/* One Han block: jieba-rs route, single-character steps (and unknown Latin runs) buffered. */
+static int cut_block(PyObject *out, PyObject *blk, Engine *e) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(blk);
+    if (is_periodic(PyUnicode_KIND(blk), PyUnicode_DATA(blk), 0, n))
+        return extend_from(out, PyObject_CallOneArg(e->periodic_cut, blk));
+    PyObject *words = PyObject_CallFunctionObjArgs(e->rj_cut, blk, Py_False, NULL);
+    if (words == NULL) return -1;
+    PyObject *fast = PySequence_Fast(words, "rjieba cut did not return a sequence");
+    Py_DECREF(words);
+    if (fast == NULL) return -1;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(fast), pos = 0, start = -1;
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    int r = 0;
+    for (Py_ssize_t i = 0; i < m && r == 0; i++) {
+        PyObject *w = items[i];
+        if (!PyUnicode_Check(w)) {
+            PyErr_SetString(PyExc_TypeError, "rjieba cut returned a non-string token");
+            r = -1;
+            break;
+        }
+        Py_ssize_t L = PyUnicode_GET_LENGTH(w);
+        int buffered = L == 1;
+        if (!buffered && PyUnicode_IS_ASCII(w)) {
+            int nw = not_a_word(e->freq, w);
+            if (nw < 0) { r = -1; break; }
+            buffered = nw;
+        }
+        if (buffered) {
+            if (start < 0) start = pos;
+        } else {
+            if (start >= 0) {
+                r = flush_buf(out, blk, start, pos, e);
+                start = -1;
+            }
+            if (r == 0) r = PyList_Append(out, w);
+        }
+        pos += L;
+    }
+    Py_DECREF(fast);
+    if (r == 0 && pos != n) {
+        PyErr_SetString(PyExc_ValueError, "rjieba tokens do not cover the block");
+        return -1;
+    }
+    if (r == 0 && start >= 0) r = flush_buf(out, blk, start, pos, e);
+    return r;
+}
+
+/* Segmenter._lcut on part = s[a:b] (no typed-token character inside); whitespace tokens dropped. */
+static int cut_part(PyObject *out, PyObject *s, Py_ssize_t a, Py_ssize_t b, Engine *e) {
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t i = a;
+    while (i < b) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (is_block_char(c)) {
+            Py_ssize_t j = i + 1;
+            while (j < b && is_block_char(PyUnicode_READ(kind, data, j))) j++;
+            PyObject *blk = PyUnicode_Substring(s, i, j);
+            if (blk == NULL) return -1;
+            int r = cut_block(out, blk, e);
+            Py_DECREF(blk);
+            if (r < 0) return -1;
+            i = j;
+        } else {
+            /* outside blocks every character is a token ("\r\n" one token); whitespace is dropped */
+            Py_ssize_t w = (c == '\r' && i + 1 < b && PyUnicode_READ(kind, data, i + 1) == '\n') ? 2 : 1;
+            if (!Py_UNICODE_ISSPACE(c))
+                if (append_steal(out, PyUnicode_Substring(s, i, i + 1)) < 0) return -1;
+            i += w;
+        }
+    }
+    return 0;
+}
+
+static PyObject *native_cut(PyObject *self, PyObject *args) {
+    PyObject *norm, *names;
+    Engine e;
+    if (!PyArg_ParseTuple(args, "UO!OO!OO:cut", &norm, &PyDict_Type, &names, &e.rj_cut, &PyDict_Type, &e.freq,
+                          &e.hmm_cut, &e.periodic_cut))
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(norm), start = 0;
+    int kind = PyUnicode_KIND(norm);
+    const void *data = PyUnicode_DATA(norm);
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        PyObject *name = NULL;
+        if (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c < 0xE000 || c > 0xF8FF) continue; /* typed tokens are private-use characters */
+            PyObject *ch = PyUnicode_FromOrdinal(c);
+            if (ch == NULL) goto fail;
+            name = PyDict_GetItemWithError(names, ch);
+            Py_DECREF(ch);
+            if (name == NULL) {
+                if (PyErr_Occurred()) goto fail;
+                continue;
+            }
+        }
+        if (i > start && cut_part(out, norm, start, i, &e) < 0) goto fail;
+        if (name != NULL && PyList_Append(out, name) < 0) goto fail;
+        start = i + 1;
+    }
+    PyObject *t = PyList_AsTuple(out);
+    Py_DECREF(out);
+    return t;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ n-gram tables */
+
+static inline uint64_t mix(uint64_t k) { return k * 0x9E3779B97F4A7C15ULL; }
+
+/* hash_table(keys int64[n], cols int64[n], bits) -> bytes: 2**bits slots of (uint64 key+1, int32 col) */
+typedef struct {
+    uint64_t key; /* stored key + 1; 0 = empty */
+    int32_t col;
+    int32_t pad;
+} Slot;
+
+static PyObject *native_hash_table(PyObject *self, PyObject *args) {
+    PyObject *ko, *co;
+    int bits;
+    if (!PyArg_ParseTuple(args, "OOi:hash_table", &ko, &co, &bits)) return NULL;
+    if (bits < 1 || bits > 30) {
+        PyErr_SetString(PyExc_ValueError, "hash_table: bits out of range");
+        return NULL;
+    }
+    Buf kb, cb;
+    if (get_buf(ko, &kb, 8, 'i', 0, "keys") < 0) return NULL;
+    if (get_buf(co, &cb, 8, 'i', 0, "cols") < 0) { rel_buf(&kb); return NULL; }
+    Py_ssize_t n = kb.view.len / 8, cap = (Py_ssize_t)1 << bits;
+    PyObject *res = NULL;
+    if (cb.view.len / 8 != n || n * 2 > cap) {
+        PyErr_SetString(PyExc_ValueError, "hash_table: keys and cols differ in length, or the table is too small");
+        goto done;
+    }
+    res = PyBytes_FromStringAndSize(NULL, cap * (Py_ssize_t)sizeof(Slot));
+    if (res == NULL) goto done;
+    Slot *tab = (Slot *)PyBytes_AS_STRING(res);
+    memset(tab, 0, cap * sizeof(Slot));
+    const int64_t *keys = (const int64_t *)kb.view.buf, *cols = (const int64_t *)cb.view.buf;
+    uint64_t mask = (uint64_t)cap - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t k = (uint64_t)keys[i] + 1, h = mix(k) >> (64 - bits);
+        while (tab[h].key && tab[h].key != k) h = (h + 1) & mask;
+        tab[h].key = k;
+        tab[h].col = (int32_t)cols[i];
+    }
+done:
+    rel_buf(&kb);
+    rel_buf(&cb);
+    return res;
+}
+
+typedef struct {
+    const Slot *slots;
+    int bits;
+    uint64_t mask;
+} Table;
+
+static inline int32_t find(const Table *t, uint64_t key) {
+    uint64_t k = key + 1, h = mix(k) >> (64 - t->bits);
+    for (;;) {
+        const Slot *s = &t->slots[h];
+        if (s->key == k) return s->col;
+        if (!s->key) return -1;
+        h = (h + 1) & t->mask;
+    }
+}
+
+static int table_from(PyObject *bytes, int bits, Table *t) {
+    if (!PyBytes_Check(bytes) || bits < 1 || bits > 30 ||
+        PyBytes_GET_SIZE(bytes) != ((Py_ssize_t)1 << bits) * (Py_ssize_t)sizeof(Slot)) {
+        PyErr_SetString(PyExc_ValueError, "xw: not a hash table of that size");
+        return -1;
+    }
+    t->slots = (const Slot *)PyBytes_AS_STRING(bytes);
+    t->bits = bits;
+    t->mask = ((uint64_t)1 << bits) - 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ X @ W */
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void sort_cols(int32_t *c, Py_ssize_t n) {
+    if (n > 32) {
+        qsort(c, n, sizeof(int32_t), cmp_i32);
+        return;
+    }
+    for (Py_ssize_t i = 1; i < n; i++) {
+        int32_t v = c[i];
+        Py_ssize_t j = i;
+        while (j > 0 && c[j - 1] > v) { c[j] = c[j - 1]; j--; }
+        c[j] = v;
+    }
+}
+
+typedef struct {
+    const float *W; /* (rows, K) */
+    const double *Wd;
+    Py_ssize_t K;
+    const float *logtab;
+    Py_ssize_t nlog;
+} Dot;
+
+/* One block of one text: cols (unsorted, repeated = term frequency) -> sorted TF-IDF entries,
+ * L2-normalised as linear._Vocab._tfidf does, each added to y (float32 or float64 accumulate). */
+static int add_block(int32_t *cols, Py_ssize_t n, const float *idf, Py_ssize_t offset, const Dot *d, float *y,
+                     double *yd, float *vals) {
+    if (n == 0) return 0;
+    sort_cols(cols, n);
+    Py_ssize_t u = 0;
+    double sq = 0.0;
+    for (Py_ssize_t i = 0; i < n;) {
+        Py_ssize_t j = i + 1;
+        while (j < n && cols[j] == cols[i]) j++;
+        Py_ssize_t tf = j - i;
+        if (tf >= d->nlog) return -1;
+        float v = (1.0f + d->logtab[tf]) * idf[cols[i]];
+        float v2 = v * v;
+        sq += (double)v2;
+        cols[u] = cols[i];
+        vals[u++] = v;
+        i = j;
+    }
+    float norm = (float)sqrt(sq);
+    for (Py_ssize_t i = 0; i < u; i++) {
+        float a = vals[i] / norm;
+        Py_ssize_t row = (offset + cols[i]) * d->K;
+        if (y) {
+            const float *w = d->W + row;
+            for (Py_ssize_t k = 0; k < d->K; k++) {
+                float p = a * w[k];
+                y[k] = y[k] + p;
+            }
+        } else {
+            const double *w = d->Wd + row;
+            double ad = (double)a;
+            for (Py_ssize_t k = 0; k < d->K; k++) {
+                double p = ad * w[k];
+                yd[k] = yd[k] + p;
+            }
+        }
+    }
+    return 0;
+}
+
+static inline uint64_t cp1(int kind, const void *data, Py_ssize_t len, Py_ssize_t i) {
+    /* code point + 1 of "\x02" + text + "\x03" at position i */
+    if (i == 0) return 0x02 + 1;
+    if (i == len + 1) return 0x03 + 1;
+    return (uint64_t)PyUnicode_READ(kind, data, i - 1) + 1;
+}
+
+/* xw(norms, lo, hi, char_tab, char_bits, char_idf, ids, lens, uni_col, pair_tab, pair_bits, word_idf,
+ *    cues, W, n_char, n_word, logtab, out) -> 0, or -1 when a term frequency is past logtab
+ *    (the caller then takes the plain path). out (n, K) must be zero-filled. */
+static PyObject *native_xw(PyObject *self, PyObject *args) {
+    PyObject *norms, *ctab_o, *cidf_o, *ids_o, *lens_o, *ucol_o, *ptab_o, *widf_o, *q_o, *W_o, *log_o, *out_o;
+    int lo, hi, cbits, pbits;
+    Py_ssize_t nc, nw;
+    if (!PyArg_ParseTuple(args, "O!iiOiOOOOOiOOOnnOO:xw", &PyList_Type, &norms, &lo, &hi, &ctab_o, &cbits, &cidf_o,
+                          &ids_o, &lens_o, &ucol_o, &ptab_o, &pbits, &widf_o, &q_o, &W_o, &nc, &nw, &log_o, &out_o))
+        return NULL;
+    if (lo < 1 || hi > 3 || lo > hi) {
+        PyErr_SetString(PyExc_ValueError, "xw: character n-gram range must lie within 1..3");
+        return NULL;
+    }
+    Table ct, pt;
+    if (table_from(ctab_o, cbits, &ct) < 0 || table_from(ptab_o, pbits, &pt) < 0) return NULL;
+    Buf cidf = {0}, ids = {0}, lens = {0}, ucol = {0}, widf = {0}, q = {0}, W = {0}, lg = {0}, out = {0};
+    PyObject *res = NULL;
+    int32_t *cols = NULL;
+    float *vals = NULL;
+    if (get_buf(cidf_o, &cidf, 4, 'f', 0, "char_idf") < 0 || get_buf(ids_o, &ids, 8, 'i', 0, "ids") < 0 ||
+        get_buf(lens_o, &lens, 8, 'i', 0, "lens") < 0 || get_buf(ucol_o, &ucol, 8, 'i', 0, "uni_col") < 0 ||
+        get_buf(widf_o, &widf, 4, 'f', 0, "word_idf") < 0 || get_buf(q_o, &q, 4, 'f', 0, "cues") < 0 ||
+        get_buf(log_o, &lg, 4, 'f', 0, "logtab") < 0)
+        goto done;
+    int wide = 0;
+    if (PyObject_GetBuffer(W_o, &W.view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+    W.held = 1;
+    wide = W.view.itemsize == 8;
+    if (get_buf(out_o, &out, wide ? 8 : 4, 'f', 1, "out") < 0 || (W.view.itemsize != 4 && W.view.itemsize != 8) ||
+        W.view.ndim != 2 || out.view.ndim != 2) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "xw: W and out must be 2-d float arrays of one width");
+        goto done;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(norms), K = W.view.shape[1], nq = 0;
+    Py_ssize_t n_cols_char = cidf.view.len / 4, n_cols_word = widf.view.len / 4, n_ids = ids.view.len / 8;
+    if (q.view.ndim == 2 && q.view.shape[0] == n) nq = q.view.shape[1];
+    if (out.view.shape[0] != n || out.view.shape[1] != K || lens.view.len / 8 != n || n_cols_char != nc ||
+        n_cols_word != nw || (q.view.ndim != 2 || q.view.shape[0] != n) || W.view.shape[0] != nc + nw + nq) {
+        PyErr_SetString(PyExc_ValueError, "xw: array shapes do not fit together");
+        goto done;
+    }
+    Dot d = {wide ? NULL : (const float *)W.view.buf, wide ? (const double *)W.view.buf : NULL, K,
+             (const float *)lg.view.buf, lg.view.len / 4};
+    const int64_t *idp = (const int64_t *)ids.view.buf, *lenp = (const int64_t *)lens.view.buf,
+                  *ucp = (const int64_t *)ucol.view.buf;
+    Py_ssize_t n_uni = ucol.view.len / 8, cap = 0, off = 0;
+    const float *qp = (const float *)q.view.buf;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        PyObject *s = PyList_GET_ITEM(norms, r);
+        if (!PyUnicode_Check(s)) {
+            PyErr_SetString(PyExc_TypeError, "xw: norms must be strings");
+            goto done;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(s), m = len + 2, tl = lenp[r];
+        if (tl < 0 || off + tl > n_ids) {
+            PyErr_SetString(PyExc_ValueError, "xw: token counts exceed the ids");
+            goto done;
+        }
+        Py_ssize_t need = 3 * m + 2 * tl + 1;
+        if (need > cap) {
+            cap = need * 2;
+            int32_t *c2 = realloc(cols, cap * sizeof(int32_t));
+            float *v2 = c2 ? realloc(vals, cap * sizeof(float)) : NULL;
+            if (c2) cols = c2;
+            if (!v2) { PyErr_NoMemory(); goto done; }
+            vals = v2;
+        }
+        int kind = PyUnicode_KIND(s);
+        const void *data = PyUnicode_DATA(s);
+        float *y = wide ? NULL : (float *)out.view.buf + r * K;
+        double *yd = wide ? (double *)out.view.buf + r * K : NULL;
+        /* character block */
+        Py_ssize_t c = 0;
+        for (int k = lo; k <= hi; k++) {
+            for (Py_ssize_t i = 0; i + k <= m; i++) {
+                uint64_t key = 0;
+                for (int t = 0; t < k; t++) key = (key << 21) | cp1(kind, data, len, i + t);
+                int32_t col = find(&ct, key);
+                if (col >= 0) cols[c++] = col;
+            }
+        }
+        if (add_block(cols, c, (const float *)cidf.view.buf, 0, &d, y, yd, vals) < 0) goto too_long;
+        /* word block: unigrams, then bigrams of two known tokens */
+        c = 0;
+        const int64_t *ti = idp + off;
+        for (Py_ssize_t i = 0; i < tl; i++) {
+            int64_t a = ti[i];
+            if (a >= 0 && a < n_uni && ucp[a] >= 0) cols[c++] = (int32_t)ucp[a];
+        }
+        for (Py_ssize_t i = 0; i + 1 < tl; i++) {
+            int64_t a = ti[i], b = ti[i + 1];
+            if (a < 0 || b < 0) continue;
+            int32_t col = find(&pt, ((uint64_t)a << 32) | (uint64_t)b);
+            if (col >= 0) cols[c++] = col;
+        }
+        if (add_block(cols, c, (const float *)widf.view.buf, nc, &d, y, yd, vals) < 0) goto too_long;
+        off += tl;
+        /* cue block: the non-zero values of the dense cue row, in column order */
+        for (Py_ssize_t j = 0; j < nq; j++) {
+            float a = qp[r * nq + j];
+            if (a == 0.0f) continue;
+            Py_ssize_t row = (nc + nw + j) * K;
+            if (y) {
+                for (Py_ssize_t k = 0; k < K; k++) {
+                    float p = a * d.W[row + k];
+                    y[k] = y[k] + p;
+                }
+            } else {
+                for (Py_ssize_t k = 0; k < K; k++) {
+                    double p = (double)a * d.Wd[row + k];
+                    yd[k] = yd[k] + p;
+                }
+            }
+        }
+    }
+    res = PyLong_FromLong(0);
+    goto done;
+too_long:
+    res = PyLong_FromLong(-1);
+done:
+    free(cols);
+    free(vals);
+    rel_buf(&cidf); rel_buf(&ids); rel_buf(&lens); rel_buf(&ucol); rel_buf(&widf);
+    rel_buf(&q); rel_buf(&W); rel_buf(&lg); rel_buf(&out);
+    return res;
+}
+
+
+/* ------------------------------------------------------------------ messages.jsonl */
+
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+} Out;
+
+static int out_reserve(Out *o, Py_ssize_t extra) {
+    if (o->n + extra <= o->cap) return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 1 << 16;
+    while (cap < o->n + extra) cap *= 2;
+    char *p = realloc(o->p, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->p = p;
+    o->cap = cap;
+    return 0;
+}
+
+static int out_put(Out *o, const char *s, Py_ssize_t n) {
+    if (out_reserve(o, n) < 0) return -1;
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+    return 0;
+}
+
+/* A JSON string as orjson writes it: UTF-8, \" \\ \b \t \n \f \r, other controls as \u00xx.
+ * Returns 1 when the string cannot be written here (lone surrogates: orjson refuses them). */
+static int out_str(Out *o, PyObject *s) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    if (u == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    if (out_reserve(o, 6 * n + 2) < 0) return -1;
+    char *w = o->p + o->n;
+    *w++ = '"';
+    static const char hex[] = "0123456789abcdef";
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *w++ = (char)c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+            case '"': *w++ = '"'; break;
+            case '\\': *w++ = '\\'; break;
+            case '\b': *w++ = 'b'; break;
+            case '\t': *w++ = 't'; break;
+            case '\n': *w++ = 'n'; break;
+            case '\f': *w++ = 'f'; break;
+            case '\r': *w++ = 'r'; break;
+            default:
+                *w++ = 'u'; *w++ = '0'; *w++ = '0'; *w++ = hex[c >> 4]; *w++ = hex[c & 15];
+        }
+    }
+    *w++ = '"';
+    o->n = w - o->p;
+    return 0;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM]" as orjson writes a datetime; 1 = not writable here. */
+static int out_time(Out *o, PyObject *t) {
+    if (t == Py_None) return out_put(o, "null", 4);
+    if (!PyDateTime_CheckExact(t)) return 1;
+    int year = PyDateTime_GET_YEAR(t), us = PyDateTime_DATE_GET_MICROSECOND(t);
+    if (year < 1 || year > 9999) return 1;
+    char buf[48];
+    int k = snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d", year, PyDateTime_GET_MONTH(t),
+                     PyDateTime_GET_DAY(t), PyDateTime_DATE_GET_HOUR(t), PyDateTime_DATE_GET_MINUTE(t),
+                     PyDateTime_DATE_GET_SECOND(t));
+    if (us) k += snprintf(buf + k, sizeof buf - k, ".%06d", us);
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(t);
+    if (tz != Py_None) {
+        PyObject *off = PyObject_CallMethod(tz, "utcoffset", "O", t);
+        if (off == NULL) return -1;
+        if (off == Py_None || !PyDelta_Check(off)) {
+            Py_DECREF(off);
+            return 1;
+        }
+        int days = PyDateTime_DELTA_GET_DAYS(off), secs = PyDateTime_DELTA_GET_SECONDS(off),
+            dus = PyDateTime_DELTA_GET_MICROSECONDS(off);
+        Py_DECREF(off);
+        long total = (long)days * 86400 + secs;
+        if (dus || total % 60) return 1; /* an offset with seconds: left to orjson */
+        char sign = total < 0 ? '-' : '+';
+        if (total < 0) total = -total;
+        k += snprintf(buf + k, sizeof buf - k, "%c%02ld:%02ld", sign, total / 3600, total / 60 % 60);
+    }
+    buf[k++] = '"';
+    return out_put(o, buf, k);
+}
+
+static PyObject *F_NAMES[8];
+static const char *F_KEYS[8] = {"group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to"};
+
+/* jsonl(batch, index, frags, system_frag, message_type, fallback) -> bytes: one line per record,
+ * each ending in a newline: {<the record's fields>,<frag>}. fallback(m, frag) -> bytes writes a
+ * line (without its newline) the compiled writer does not. */
+static PyObject *native_jsonl(PyObject *self, PyObject *args) {
+    PyObject *batch, *index, *frags, *sys_frag, *mtype, *fallback;
+    if (!PyArg_ParseTuple(args, "O!O!O!SOO:jsonl", &PyList_Type, &batch, &PyList_Type, &index, &PyList_Type, &frags,
+                          &sys_frag, &mtype, &fallback))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(batch), nf = PyList_GET_SIZE(frags);
+    if (PyList_GET_SIZE(index) != n) {
+        PyErr_SetString(PyExc_ValueError, "jsonl: batch and index differ in length");
+        return NULL;
+    }
+    Out o = {NULL, 0, 0};
+    for (Py_ssize_t r = 0; r < n; r++) {
+        PyObject *m = PyList_GET_ITEM(batch, r);
+        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(index, r));
+        if (i == -1 && PyErr_Occurred()) goto fail;
+        if (i >= nf) {
+            PyErr_SetString(PyExc_IndexError, "jsonl: index past the fragments");
+            goto fail;
+        }
+        PyObject *frag = i < 0 ? sys_frag : PyList_GET_ITEM(frags, i);
+        if (!PyBytes_Check(frag)) {
+            PyErr_SetString(PyExc_TypeError, "jsonl: fragments must be bytes");
+            goto fail;
+        }
+        Py_ssize_t start = o.n;
+        int plain = (PyObject *)Py_TYPE(m) == mtype;
+        for (int f = 0; f < 8 && plain; f++) {
+            if (out_put(&o, f ? ",\"" : "{\"", 2) < 0 || out_put(&o, F_KEYS[f], strlen(F_KEYS[f])) < 0 ||
+                out_put(&o, "\":", 2) < 0)
+                goto fail;
+            PyObject *v = PyObject_GetAttr(m, F_NAMES[f]);
+            if (v == NULL) goto fail;
+            int rc = f == 3 ? out_time(&o, v) : (PyUnicode_CheckExact(v) ? out_str(&o, v) : 1);
+            Py_DECREF(v);
+            if (rc < 0) goto fail;
+            if (rc > 0) plain = 0;
+        }
+        if (plain) {
+            if (out_put(&o, ",", 1) < 0 || out_put(&o, PyBytes_AS_STRING(frag), PyBytes_GET_SIZE(frag)) < 0 ||
+                out_put(&o, "}\n", 2) < 0)
+                goto fail;
+            continue;
+        }
+        o.n = start;
+        PyObject *line = PyObject_CallFunctionObjArgs(fallback, m, frag, NULL);
+        if (line == NULL) goto fail;
+        int rc = PyBytes_Check(line) ? out_put(&o, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line)) : -2;
+        Py_DECREF(line);
+        if (rc == -2) PyErr_SetString(PyExc_TypeError, "jsonl: the fallback must return bytes");
+        if (rc < 0 || out_put(&o, "\n", 1) < 0) goto fail;
+    }
+    PyObject *res = PyBytes_FromStringAndSize(o.p ? o.p : "", o.n);
+    free(o.p);
+    return res;
+fail:
+    free(o.p);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut) -> tuple of tokens"},
+    {"hash_table", native_hash_table, METH_VARARGS, "hash_table(keys, cols, bits) -> bytes"},
+    {"jsonl", native_jsonl, METH_VARARGS, "jsonl(batch, index, frags, system_frag, message_type, fallback) -> bytes"},
+    {"xw", native_xw, METH_VARARGS, "xw(...) -> 0, or -1 if a term frequency is past the log table"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Compiled inner loops (optional).", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) return NULL;
+    for (int f = 0; f < 8; f++)
+        if ((F_NAMES[f] = PyUnicode_InternFromString(F_KEYS[f])) == NULL) return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,160 @@
+"""The compiled inner loops (classifier/_native.c) against their Python twins, bit for bit.
+
+The Python paths stay the reference: the package must give the same tokens and the same
+probabilities whether or not it was built with a C compiler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier import native
+from classifier.normalize import normalize
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+
+if os.environ.get("GROUPSCORE_REQUIRE_NATIVE") == "1":
+    # CI builds the extension: a broken build must fail here, not fall back unnoticed.
+    def test_the_extension_was_built():
+        assert native.built(), "classifier._native did not build (see pip's output)"
+
+pytestmark = pytest.mark.skipif(not native.built(), reason="classifier._native not built")
+
+# chat forms and edge cases the corpora lack
+EXTRA = [
+    "", " ", "  ", "a\r\nb 你好\u3000世界\t哈哈哈哈", "\ue003\ue003abc", "ﷺ" * 3, "x\x00y", "😀😀😀中文",
+    "abc def ghi", "哈哈哈哈哈哈哈哈", "啊啊啊啊啊啊好美", "加V：demo_abc 免费领资料", "威信 1 3 8 x x x x",
+    "出二手账号 100r 私聊", "有人在吗？？", "ok.live 不错", "v2.0.1版本 50% 的bug", "a-b_c#d&e+f",
+    "\U0002a6a5\U0002a6a5测试", "x" * 300, "哈" * 6000, "ab" * 4000, "[图片][图片][表情] @小明 http://a.cn 看看",
+    "中\ud800文",  # a lone surrogate (read from a badly encoded file)
+]
+
+
+def _texts(per_file: int = 2500) -> list[str]:
+    if not DATASETS.is_dir():
+        pytest.skip("shared datasets not available")
+    out = []
+    for f in sorted(DATASETS.glob("*.jsonl")):
+        lines = f.read_text(encoding="utf-8").splitlines()
+        out += [json.loads(l)["text"] for l in random.Random(f.name).sample(lines, min(per_file, len(lines)))]
+    return out + EXTRA
+
+
+@pytest.fixture(scope="module")
+def model():
+    from classifier import load_model
+
+    return load_model()
+
+
+@pytest.fixture
+def switch():
+    was = native.set_enabled(True)
+    yield native.set_enabled
+    native.set_enabled(was)
+
+
+def test_compiled_cut_gives_the_python_tokens(model, switch):
+    seg = model.segmenter
+    if seg._fast_engine() is None:
+        pytest.skip("rjieba not installed: the compiled cut is not used")
+    cut = type(seg)._cut_cached.__wrapped__
+    norms = [normalize(t) for t in _texts()]
+    switch(False)
+    want = [cut(seg, n) for n in norms]
+    switch(True)
+    got = [cut(seg, n) for n in norms]
+    bad = [(n, w, g) for n, w, g in zip(norms, want, got) if w != g]
+    assert not bad, bad[:3]
+    assert sum(map(len, got)) > len(norms)  # it did cut
+
+
+def test_compiled_products_are_bit_identical(model, switch):
+    texts = _texts()
+    for topic in ("我的世界 服务器", None):
+        t = model._resolve_topic(topic)
+        for size in (1, 7, 512):
+            batch = texts[: size * 3]
+            switch(False)
+            z0, _, r0 = model._scores(batch, t)
+            switch(True)
+            z1, _, r1 = model._scores(batch, t)
+            assert np.array_equal(z0, z1) and np.array_equal(r0, r1), (topic, size)
+    switch(True)
+    z, _, _ = model._scores(texts, None)
+    assert z.shape == (len(texts), 4) and np.isfinite(z).all()
+
+
+def test_a_term_frequency_past_the_log_table_takes_the_plain_path(model, switch):
+    switch(True)
+    model._scores(["你好"], None)  # builds the tables
+    tabs = model._native_tabs
+    try:
+        model._native_tabs = tabs[:-1] + (tabs[-1][:10],)  # log(tf) known up to tf = 9 only
+        norms, toks = model._norms_toks(["哈" * 50])
+        nx = model.coef_.shape[1] - model._dense_dim() - 8
+        assert model._native_xw(norms, toks, nx) is None
+        assert model._native_xw(*model._norms_toks(["你好"]), nx) is not None
+        z1, _, _ = model._scores(["哈" * 50, "你好"], None)
+    finally:
+        model._native_tabs = tabs
+    switch(False)
+    z0, _, _ = model._scores(["哈" * 50, "你好"], None)
+    assert np.array_equal(z0, z1)
+
+
+def test_hash_table_finds_every_key_and_nothing_else():
+    nat = native._compiled
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**62, 5000))
+    cols = np.arange(len(keys), dtype=np.int64)
+    tab = nat.hash_table(keys, cols, 14)
+    assert len(tab) == (1 << 14) * 16
+    with pytest.raises(ValueError):
+        nat.hash_table(keys, cols, 12)  # more than half full
+    with pytest.raises(TypeError):
+        nat.hash_table(keys.astype(np.float64), cols, 14)
+
+
+def test_compiled_jsonl_lines_equal_the_python_writer():
+    from dataclasses import dataclass
+    from datetime import datetime, timedelta, timezone
+
+    import orjson
+
+    from classifier.pipeline import _SYSTEM_FRAGMENT, _record_bytes
+    from classifier.records import Message
+
+    @dataclass(slots=True)
+    class Tagged(Message):  # a subclass: written by the Python writer, its own field included
+        tag: int = 0
+
+    rng = random.Random(5)
+    alphabet = ["a", "中", '"', "\\", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f", "\u2028", "😀", "é", "/"]
+    zones = [None, timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30)),
+             timezone(timedelta(seconds=3725))]
+    msgs = []
+    for k in range(400):
+        s = lambda: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))  # noqa: E731
+        t = None if k % 7 == 0 else datetime(rng.choice([1, 999, 2024]), 3, 4, 10, 0, 5, rng.choice([0, 5, 123456]),
+                                             tzinfo=rng.choice(zones))
+        msgs.append(Message(group=s(), sender=s(), sender_id=s(), time=t, text=s(), kind="text", msg_id=s(),
+                            reply_to=s()))
+    msgs.append(Message(group=42))  # a non-string field: orjson writes the int
+    msgs.append(Tagged(text="x", tag=1))
+    frags = [b'"label":"ad"', b'"label":"question"']
+    index = [rng.choice([-1, 0, 1]) for _ in msgs]
+    want = b"".join(_record_bytes(m, _SYSTEM_FRAGMENT if i < 0 else frags[i]) + b"\n" for m, i in zip(msgs, index))
+    got = native._compiled.jsonl(msgs, index, frags, _SYSTEM_FRAGMENT, Message, _record_bytes)
+    assert got == want
+    assert [orjson.loads(line)["group"] for line in got.splitlines()][-2] == 42
+    # a lone surrogate: the Python writer's error, as before
+    with pytest.raises(TypeError):
+        native._compiled.jsonl([Message(text="a\ud800")], [0], frags, _SYSTEM_FRAGMENT, Message, _record_bytes)
