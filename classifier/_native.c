@@ -554,40 +554,59 @@ static int out_put(Out *o, const char *s, Py_ssize_t n) {
 }
 
 /* A JSON string as orjson writes it: UTF-8, \" \\ \b \t \n \f \r, other controls as \u00xx.
+ * Encoded straight from the string's code points (no cached UTF-8 copy per string).
  * Returns 1 when the string cannot be written here (lone surrogates: orjson refuses them). */
 static int out_str(Out *o, PyObject *s) {
-    Py_ssize_t n;
-    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
-    if (u == NULL) {
-        PyErr_Clear();
-        return 1;
-    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
     if (out_reserve(o, 6 * n + 2) < 0) return -1;
     char *w = o->p + o->n;
     *w++ = '"';
     static const char hex[] = "0123456789abcdef";
     for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)u[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *w++ = (char)c;
-            continue;
-        }
-        *w++ = '\\';
-        switch (c) {
-            case '"': *w++ = '"'; break;
-            case '\\': *w++ = '\\'; break;
-            case '\b': *w++ = 'b'; break;
-            case '\t': *w++ = 't'; break;
-            case '\n': *w++ = 'n'; break;
-            case '\f': *w++ = 'f'; break;
-            case '\r': *w++ = 'r'; break;
-            default:
-                *w++ = 'u'; *w++ = '0'; *w++ = '0'; *w++ = hex[c >> 4]; *w++ = hex[c & 15];
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            if (c >= 0x20 && c != '"' && c != '\\') {
+                *w++ = (char)c;
+                continue;
+            }
+            *w++ = '\\';
+            switch (c) {
+                case '"': *w++ = '"'; break;
+                case '\\': *w++ = '\\'; break;
+                case '\b': *w++ = 'b'; break;
+                case '\t': *w++ = 't'; break;
+                case '\n': *w++ = 'n'; break;
+                case '\f': *w++ = 'f'; break;
+                case '\r': *w++ = 'r'; break;
+                default:
+                    *w++ = 'u'; *w++ = '0'; *w++ = '0'; *w++ = hex[c >> 4]; *w++ = hex[c & 15];
+            }
+        } else if (c < 0x800) {
+            *w++ = (char)(0xC0 | (c >> 6));
+            *w++ = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            if (c >= 0xD800 && c <= 0xDFFF) return 1;
+            *w++ = (char)(0xE0 | (c >> 12));
+            *w++ = (char)(0x80 | ((c >> 6) & 0x3F));
+            *w++ = (char)(0x80 | (c & 0x3F));
+        } else {
+            *w++ = (char)(0xF0 | (c >> 18));
+            *w++ = (char)(0x80 | ((c >> 12) & 0x3F));
+            *w++ = (char)(0x80 | ((c >> 6) & 0x3F));
+            *w++ = (char)(0x80 | (c & 0x3F));
         }
     }
     *w++ = '"';
     o->n = w - o->p;
     return 0;
+}
+
+static char *put2(char *w, int v) {
+    *w++ = (char)('0' + v / 10);
+    *w++ = (char)('0' + v % 10);
+    return w;
 }
 
 /* "YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM]" as orjson writes a datetime; 1 = not writable here. */
@@ -596,11 +615,24 @@ static int out_time(Out *o, PyObject *t) {
     if (!PyDateTime_CheckExact(t)) return 1;
     int year = PyDateTime_GET_YEAR(t), us = PyDateTime_DATE_GET_MICROSECOND(t);
     if (year < 1 || year > 9999) return 1;
-    char buf[48];
-    int k = snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d", year, PyDateTime_GET_MONTH(t),
-                     PyDateTime_GET_DAY(t), PyDateTime_DATE_GET_HOUR(t), PyDateTime_DATE_GET_MINUTE(t),
-                     PyDateTime_DATE_GET_SECOND(t));
-    if (us) k += snprintf(buf + k, sizeof buf - k, ".%06d", us);
+    char buf[48], *w = buf;
+    *w++ = '"';
+    w = put2(put2(w, year / 100), year % 100);
+    *w++ = '-';
+    w = put2(w, PyDateTime_GET_MONTH(t));
+    *w++ = '-';
+    w = put2(w, PyDateTime_GET_DAY(t));
+    *w++ = 'T';
+    w = put2(w, PyDateTime_DATE_GET_HOUR(t));
+    *w++ = ':';
+    w = put2(w, PyDateTime_DATE_GET_MINUTE(t));
+    *w++ = ':';
+    w = put2(w, PyDateTime_DATE_GET_SECOND(t));
+    if (us) {
+        *w++ = '.';
+        w = put2(put2(put2(w, us / 10000), us / 100 % 100), us % 100);
+    }
+    int k = (int)(w - buf);
     PyObject *tz = PyDateTime_DATE_GET_TZINFO(t);
     if (tz != Py_None) {
         PyObject *off = PyObject_CallMethod(tz, "utcoffset", "O", t);
@@ -687,9 +719,97 @@ fail:
     return NULL;
 }
 
+/* A float as orjson writes it, if repr() writes it the same way (no exponent, finite). */
+static int out_float(Out *o, PyObject *v) {
+    double x = PyFloat_AsDouble(v);
+    if (x == -1.0 && PyErr_Occurred()) return -1;
+    char *r = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (r == NULL) return -1;
+    int ok = strpbrk(r, "eEni") == NULL;
+    int rc = ok ? out_put(o, r, strlen(r)) : 1;
+    PyMem_Free(r);
+    return rc;
+}
+
+/* frags(labels, rows, rel4, rel, p_eff, threshold, sure_bar, names, on_topic, question) -> list:
+ * per distinct text the classification half of its messages.jsonl line, as orjson writes
+ *   {"label":..,"probs":{name: p, ..},"relevance":..,"effective":..,"sure":..,"system":false}
+ * without its braces; None where a value would not be written the same way (the caller then
+ * writes that one). effective: on_topic, or a question with rel >= threshold; sure: effective
+ * and (p_eff is None or p_eff >= sure_bar). */
+static PyObject *native_frags(PyObject *self, PyObject *args) {
+    PyObject *labels, *rows, *rel4, *rel, *peff, *names, *on_topic, *question;
+    double threshold, bar;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!ddO!UU:frags", &PyList_Type, &labels, &PyList_Type, &rows, &PyList_Type,
+                          &rel4, &PyList_Type, &rel, &PyList_Type, &peff, &threshold, &bar, &PyTuple_Type, &names,
+                          &on_topic, &question))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(labels), k = PyTuple_GET_SIZE(names);
+    if (PyList_GET_SIZE(rows) != n || PyList_GET_SIZE(rel4) != n || PyList_GET_SIZE(rel) != n ||
+        PyList_GET_SIZE(peff) != n) {
+        PyErr_SetString(PyExc_ValueError, "frags: lists differ in length");
+        return NULL;
+    }
+    PyObject *res = PyList_New(n);
+    if (res == NULL) return NULL;
+    Out o = {NULL, 0, 0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *lab = PyList_GET_ITEM(labels, i), *row = PyList_GET_ITEM(rows, i);
+        if (!PyUnicode_Check(lab) || !PyList_Check(row) || PyList_GET_SIZE(row) != k) {
+            PyErr_SetString(PyExc_TypeError, "frags: a label must be a str and a row a list of one float per name");
+            goto fail;
+        }
+        int is_on = PyUnicode_Compare(lab, on_topic) == 0, is_q = !is_on && PyUnicode_Compare(lab, question) == 0;
+        if (PyErr_Occurred()) goto fail;
+        double r = PyFloat_AsDouble(PyList_GET_ITEM(rel, i));
+        if (r == -1.0 && PyErr_Occurred()) goto fail;
+        int eff = is_on || (is_q && r >= threshold), sure = 0;
+        if (eff) {
+            PyObject *pe = PyList_GET_ITEM(peff, i);
+            if (pe == Py_None) sure = 1;
+            else {
+                double p = PyFloat_AsDouble(pe);
+                if (p == -1.0 && PyErr_Occurred()) goto fail;
+                sure = p >= bar;
+            }
+        }
+        o.n = 0;
+        int rc = out_put(&o, "\"label\":", 8);
+        if (rc == 0) rc = out_str(&o, lab);
+        if (rc == 0) rc = out_put(&o, ",\"probs\":{", 10);
+        for (Py_ssize_t j = 0; j < k && rc == 0; j++) {
+            if (j) rc = out_put(&o, ",", 1);
+            if (rc == 0) rc = out_str(&o, PyTuple_GET_ITEM(names, j));
+            if (rc == 0) rc = out_put(&o, ":", 1);
+            if (rc == 0) rc = out_float(&o, PyList_GET_ITEM(row, j));
+        }
+        if (rc == 0) rc = out_put(&o, "},\"relevance\":", 14);
+        if (rc == 0) rc = out_float(&o, PyList_GET_ITEM(rel4, i));
+        if (rc == 0) rc = eff ? out_put(&o, ",\"effective\":true", 17) : out_put(&o, ",\"effective\":false", 18);
+        if (rc == 0) rc = sure ? out_put(&o, ",\"sure\":true", 12) : out_put(&o, ",\"sure\":false", 13);
+        if (rc == 0) rc = out_put(&o, ",\"system\":false", 15);
+        if (rc < 0) goto fail;
+        PyObject *b;
+        if (rc > 0) {
+            b = Py_None;
+            Py_INCREF(b);
+        } else if ((b = PyBytes_FromStringAndSize(o.p, o.n)) == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(res, i, b);
+    }
+    free(o.p);
+    return res;
+fail:
+    free(o.p);
+    Py_DECREF(res);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut) -> tuple of tokens"},
     {"hash_table", native_hash_table, METH_VARARGS, "hash_table(keys, cols, bits) -> bytes"},
+    {"frags", native_frags, METH_VARARGS, "frags(labels, rows, rel4, rel, p_eff, threshold, sure_bar, names, on_topic, question) -> list"},
     {"jsonl", native_jsonl, METH_VARARGS, "jsonl(batch, index, frags, system_frag, message_type, fallback) -> bytes"},
     {"xw", native_xw, METH_VARARGS, "xw(...) -> 0, or -1 if a term frequency is past the log table"},
     {NULL, NULL, 0, NULL},

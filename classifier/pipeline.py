@@ -52,6 +52,7 @@ from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreErr
 from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
+from .scoring import _ON_TOPIC, _QUESTION, _SURE_TOLERANCE
 from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
                       aggregate, classify_batch, context_close, context_push, distinct_index,
                       effective_probability, is_effective, is_sure, member_settings, pack_rows, resolve_topic,
@@ -566,22 +567,19 @@ class _JsonlSink:
     def write_batch(self, batch: list[Message], cb: ClassifiedBatch, rel: list[float], p_eff: list[float],
                     threshold: float, confidence: float) -> None:
         # The classification half of each line is serialised once per distinct text.
-        frags = []
-        for label, row, r, pe in zip(cb.labels, cb.probs.round(4).tolist(), rel, p_eff):
-            effective = is_effective(label, r, threshold)
-            frags.append(orjson.dumps({
-                "label": label,
-                "probs": dict(zip(LABELS, row)),
-                "relevance": round(r, 4),
-                "effective": effective,
-                "sure": is_sure(effective, pe, confidence),
-                "system": False,
-            })[1:-1])
+        rows = cb.probs.round(4).tolist()
         nat = native.module()
-        if nat is not None and type(batch) is list and type(cb.index) is list:
+        if nat is not None and type(batch) is list and type(cb.index) is list and type(cb.labels) is list:
             # the same bytes, written in C (tests/test_native.py)
+            frags = nat.frags(cb.labels, rows, [round(r, 4) for r in rel], rel, p_eff, threshold,
+                              confidence - _SURE_TOLERANCE, LABELS, _ON_TOPIC, _QUESTION)
+            for i, f in enumerate(frags):
+                if f is None:
+                    frags[i] = _fragment(cb.labels[i], rows[i], rel[i], p_eff[i], threshold, confidence)
             self._f.write(nat.jsonl(batch, cb.index, frags, _SYSTEM_FRAGMENT, Message, _record_bytes))
             return
+        frags = [_fragment(label, row, r, pe, threshold, confidence)
+                 for label, row, r, pe in zip(cb.labels, rows, rel, p_eff)]
         lines = [_record_bytes(m, _SYSTEM_FRAGMENT if i < 0 else frags[i]) for m, i in zip(batch, cb.index)]
         lines.append(b"")
         self._f.write(b"\n".join(lines))
@@ -618,6 +616,19 @@ class _CsvSink:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _fragment(label: str, row: list[float], r: float, pe: float | None, threshold: float, confidence: float) -> bytes:
+    """The classification half of a messages.jsonl line (without braces)."""
+    effective = is_effective(label, r, threshold)
+    return orjson.dumps({
+        "label": label,
+        "probs": dict(zip(LABELS, row)),
+        "relevance": round(r, 4),
+        "effective": effective,
+        "sure": is_sure(effective, pe, confidence),
+        "system": False,
+    })[1:-1]
 
 
 def _record_bytes(m: Message, fragment: bytes) -> bytes:

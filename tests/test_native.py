@@ -158,3 +158,30 @@ def test_compiled_jsonl_lines_equal_the_python_writer():
     # a lone surrogate: the Python writer's error, as before
     with pytest.raises(TypeError):
         native._compiled.jsonl([Message(text="a\ud800")], [0], frags, _SYSTEM_FRAGMENT, Message, _record_bytes)
+
+
+def test_compiled_fragments_equal_the_python_writer():
+    from classifier.base import LABELS
+    from classifier.pipeline import _fragment
+    from classifier.scoring import _ON_TOPIC, _QUESTION, _SURE_TOLERANCE
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    probs = rng.dirichlet(np.ones(4), n)
+    probs[:5] = [[1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25], [0.00004, 0.5, 0.49996, 0], [0.12345, 0.5, 0.37655, 0],
+                 [0.00005, 0.99995, 0, 0]]
+    rows = probs.round(4).tolist()
+    labels = [LABELS[j] for j in probs.argmax(axis=1)]
+    rel = rng.random(n).tolist()
+    rel[:3] = [0.5, 0.49999999, 0.00004]
+    p_eff = [None if k % 11 == 0 else float(v) for k, v in enumerate(rng.random(n))]
+    p_eff[1] = 0.75 - 5e-10  # within the tolerance of the bar
+    for threshold, confidence in ((0.5, 0.75), (0.3, 0.0)):
+        want = [_fragment(lab, row, r, pe, threshold, confidence) for lab, row, r, pe in zip(labels, rows, rel, p_eff)]
+        got = native._compiled.frags(labels, rows, [round(r, 4) for r in rel], rel, p_eff, threshold,
+                                     confidence - _SURE_TOLERANCE, LABELS, _ON_TOPIC, _QUESTION)
+        assert got == want
+    # a value orjson writes differently from repr (1e-05): left to the caller
+    got = native._compiled.frags(["ad"], [[1e-05, 0.0, 0.0, 1.0]], [0.5], [0.5], [None], 0.5, 0.75, LABELS,
+                                 _ON_TOPIC, _QUESTION)
+    assert got == [None]
