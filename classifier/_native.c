@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -670,6 +671,22 @@ static PyObject *native_jsonl(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "jsonl: batch and index differ in length");
         return NULL;
     }
+    /* The fields of a slots dataclass are member descriptors: read at their offsets, as the
+     * interpreter does (a field that is not a plain object slot is read by name). */
+    Py_ssize_t offs[8];
+    for (int f = 0; f < 8; f++) {
+        offs[f] = -1;
+        PyObject *d = PyType_Check(mtype) ? PyObject_GetAttr(mtype, F_NAMES[f]) : NULL;
+        if (d == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (Py_TYPE(d) == &PyMemberDescr_Type) {
+            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
+            if (md->type == T_OBJECT_EX) offs[f] = md->offset;
+        }
+        Py_DECREF(d);
+    }
     Out o = {NULL, 0, 0};
     for (Py_ssize_t r = 0; r < n; r++) {
         PyObject *m = PyList_GET_ITEM(batch, r);
@@ -690,8 +707,9 @@ static PyObject *native_jsonl(PyObject *self, PyObject *args) {
             if (out_put(&o, f ? ",\"" : "{\"", 2) < 0 || out_put(&o, F_KEYS[f], strlen(F_KEYS[f])) < 0 ||
                 out_put(&o, "\":", 2) < 0)
                 goto fail;
-            PyObject *v = PyObject_GetAttr(m, F_NAMES[f]);
-            if (v == NULL) goto fail;
+            PyObject *v = offs[f] >= 0 ? *(PyObject **)((char *)m + offs[f]) : NULL;
+            if (v != NULL) Py_INCREF(v);
+            else if ((v = PyObject_GetAttr(m, F_NAMES[f])) == NULL) goto fail;
             int rc = f == 3 ? out_time(&o, v) : (PyUnicode_CheckExact(v) ? out_str(&o, v) : 1);
             Py_DECREF(v);
             if (rc < 0) goto fail;
@@ -719,10 +737,28 @@ fail:
     return NULL;
 }
 
-/* A float as orjson writes it, if repr() writes it the same way (no exponent, finite). */
+/* A float as orjson writes it, if repr() writes it the same way (no exponent, finite).
+ * Fast path: a value with at most four decimals (what the writer rounds to) is the double
+ * nearest k / 10000, whose shortest repr is that decimal without trailing zeros. */
 static int out_float(Out *o, PyObject *v) {
     double x = PyFloat_AsDouble(v);
     if (x == -1.0 && PyErr_Occurred()) return -1;
+    if (x >= 0.0 && x < 1e9) {
+        long long k = llround(x * 10000.0);
+        if ((double)k / 10000.0 == x) {
+            char buf[32];
+            int n = snprintf(buf, sizeof buf, "%lld.", k / 10000);
+            int frac = (int)(k % 10000), digits = 4;
+            if (frac == 0) {
+                buf[n++] = '0';
+            } else {
+                while (frac % 10 == 0) { frac /= 10; digits--; }
+                for (int d = digits - 1; d >= 0; d--) { buf[n + d] = (char)('0' + frac % 10); frac /= 10; }
+                n += digits;
+            }
+            return out_put(o, buf, n);
+        }
+    }
     char *r = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (r == NULL) return -1;
     int ok = strpbrk(r, "eEni") == NULL;

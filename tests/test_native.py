@@ -185,3 +185,20 @@ def test_compiled_fragments_equal_the_python_writer():
     got = native._compiled.frags(["ad"], [[1e-05, 0.0, 0.0, 1.0]], [0.5], [0.5], [None], 0.5, 0.75, LABELS,
                                  _ON_TOPIC, _QUESTION)
     assert got == [None]
+
+
+def test_compiled_floats_are_written_as_repr_writes_them():
+    # every value the writer produces (four decimals), and others that take the slow path
+    from classifier.base import LABELS
+    from classifier.scoring import _ON_TOPIC, _QUESTION
+
+    values = [k / 10000 for k in range(0, 10001)] + [round(v, 4) for v in np.random.default_rng(1).random(5000).tolist()]
+    values += [0.1 + 0.2, 1 / 3, 123456.789, 2.5e-7, 1e20]
+    rows = [[v, v, v, v] for v in values]
+    got = native._compiled.frags(["ad"] * len(values), rows, values, [0.0] * len(values), [None] * len(values),
+                                 0.5, 0.75, LABELS, _ON_TOPIC, _QUESTION)
+    for v, frag in zip(values, got):
+        if "e" in repr(v):
+            assert frag is None
+        else:
+            assert frag.endswith(f'"relevance":{v!r},"effective":false,"sure":false,"system":false'.encode()), v
