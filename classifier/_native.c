@@ -9,6 +9,8 @@
  *             accumulated in float32 exactly as scipy's CSR x dense product does, so the result
  *             is bit-identical to building the CSR matrix and multiplying.
  *
+ * cues()      the named chat cues of features.cue_matrix (literal alternations, prefixes,
+ *             character classes), the same values as its regular expressions.
  * jsonl()     messages.jsonl lines of a batch, byte for byte as orjson writes them (a record it
  *             cannot write the same way goes to the Python writer).
  *
@@ -842,9 +844,228 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ chat cues */
+
+#define NB 256
+typedef struct {
+    Py_UCS4 *cp;         /* all literals' code points, concatenated */
+    Py_ssize_t *start;   /* literal i: cp[start[i] .. start[i] + len[i]) */
+    Py_ssize_t *len;
+    Py_ssize_t n;
+    Py_ssize_t bstart[NB + 1]; /* bucket of first code point % NB: ids[bstart[b] .. bstart[b+1]), ascending */
+    Py_ssize_t *ids;
+} Lits;
+
+typedef struct {
+    Lits q_word, q_start, ad_word, trade, phatic;
+    Py_UCS4 *laugh, *qf_head, *qf_tail, *only;
+    Py_ssize_t n_laugh, n_qf_head, n_qf_tail, n_only;
+    Py_UCS4 tok[8]; /* contact, url, qq, phone, wxid, price, mention, num */
+} CueSpec;
+
+static void lits_free(Lits *l) {
+    PyMem_Free(l->cp); PyMem_Free(l->start); PyMem_Free(l->len); PyMem_Free(l->ids);
+}
+
+static void spec_free(PyObject *cap) {
+    CueSpec *c = PyCapsule_GetPointer(cap, "groupscore.cues");
+    if (c == NULL) return;
+    lits_free(&c->q_word); lits_free(&c->q_start); lits_free(&c->ad_word); lits_free(&c->trade);
+    lits_free(&c->phatic);
+    PyMem_Free(c->laugh); PyMem_Free(c->qf_head); PyMem_Free(c->qf_tail); PyMem_Free(c->only);
+    PyMem_Free(c);
+}
+
+static int lits_from(PyObject *seq, Lits *l) {
+    PyObject *fast = PySequence_Fast(seq, "cue_spec: expected a sequence of literals");
+    if (fast == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), total = 0;
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_Check(items[i]) || PyUnicode_GET_LENGTH(items[i]) == 0) {
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_TypeError, "cue_spec: literals must be non-empty strings");
+            return -1;
+        }
+        total += PyUnicode_GET_LENGTH(items[i]);
+    }
+    l->n = n;
+    l->cp = PyMem_Malloc((total + 1) * sizeof(Py_UCS4));
+    l->start = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    l->len = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    l->ids = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    if (!l->cp || !l->start || !l->len || !l->ids) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t at = 0, count[NB] = {0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *u = items[i];
+        Py_ssize_t L = PyUnicode_GET_LENGTH(u);
+        l->start[i] = at;
+        l->len[i] = L;
+        for (Py_ssize_t j = 0; j < L; j++) l->cp[at + j] = PyUnicode_READ_CHAR(u, j);
+        count[l->cp[at] % NB]++;
+        at += L;
+    }
+    l->bstart[0] = 0;
+    for (int b = 0; b < NB; b++) l->bstart[b + 1] = l->bstart[b] + count[b];
+    Py_ssize_t fill[NB];
+    memcpy(fill, l->bstart, sizeof fill);
+    for (Py_ssize_t i = 0; i < n; i++) l->ids[fill[l->cp[l->start[i]] % NB]++] = i;
+    Py_DECREF(fast);
+    return 0;
+}
+
+static int chars_from(PyObject *u, Py_UCS4 **out, Py_ssize_t *n) {
+    if (!PyUnicode_Check(u)) {
+        PyErr_SetString(PyExc_TypeError, "cue_spec: expected a string of characters");
+        return -1;
+    }
+    *n = PyUnicode_GET_LENGTH(u);
+    *out = PyMem_Malloc((*n + 1) * sizeof(Py_UCS4));
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) (*out)[i] = PyUnicode_READ_CHAR(u, i);
+    return 0;
+}
+
+static int in_chars(Py_UCS4 c, const Py_UCS4 *set, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (set[i] == c) return 1;
+    return 0;
+}
+
+/* The first literal (in the alternation's order) that matches at s[i:], or -1; its length in *len. */
+static Py_ssize_t lit_at(const Lits *l, int kind, const void *data, Py_ssize_t n, Py_ssize_t i, Py_ssize_t *len) {
+    Py_UCS4 c = PyUnicode_READ(kind, data, i);
+    int b = c % NB;
+    for (Py_ssize_t k = l->bstart[b]; k < l->bstart[b + 1]; k++) {
+        Py_ssize_t id = l->ids[k], L = l->len[id];
+        const Py_UCS4 *p = l->cp + l->start[id];
+        if (p[0] != c || i + L > n) continue;
+        Py_ssize_t j = 1;
+        while (j < L && PyUnicode_READ(kind, data, i + j) == p[j]) j++;
+        if (j == L) {
+            *len = L;
+            return id;
+        }
+    }
+    return -1;
+}
+
+static PyObject *native_cue_spec(PyObject *self, PyObject *args) {
+    PyObject *qw, *qs, *ad, *tr, *ph, *laugh, *qf_head, *qf_tail, *only, *tok;
+    if (!PyArg_ParseTuple(args, "OOOOOUUUUU:cue_spec", &qw, &qs, &ad, &tr, &ph, &laugh, &qf_head, &qf_tail, &only,
+                          &tok))
+        return NULL;
+    if (PyUnicode_GET_LENGTH(tok) != 8) {
+        PyErr_SetString(PyExc_ValueError, "cue_spec: expected the 8 token characters");
+        return NULL;
+    }
+    CueSpec *c = PyMem_Calloc(1, sizeof(CueSpec));
+    if (c == NULL) return PyErr_NoMemory();
+    PyObject *cap = PyCapsule_New(c, "groupscore.cues", spec_free);
+    if (cap == NULL) {
+        PyMem_Free(c);
+        return NULL;
+    }
+    if (lits_from(qw, &c->q_word) < 0 || lits_from(qs, &c->q_start) < 0 || lits_from(ad, &c->ad_word) < 0 ||
+        lits_from(tr, &c->trade) < 0 || lits_from(ph, &c->phatic) < 0 ||
+        chars_from(laugh, &c->laugh, &c->n_laugh) < 0 || chars_from(qf_head, &c->qf_head, &c->n_qf_head) < 0 ||
+        chars_from(qf_tail, &c->qf_tail, &c->n_qf_tail) < 0 || chars_from(only, &c->only, &c->n_only) < 0) {
+        Py_DECREF(cap);
+        return NULL;
+    }
+    for (int k = 0; k < 8; k++) c->tok[k] = PyUnicode_READ_CHAR(tok, k);
+    return cap;
+}
+
+/* cues(norms, spec, out): out (n, 17) float64, the columns 3.. of features.cue_matrix in order. */
+static PyObject *native_cues(PyObject *self, PyObject *args) {
+    PyObject *norms, *cap, *out_o;
+    if (!PyArg_ParseTuple(args, "O!OO:cues", &PyList_Type, &norms, &cap, &out_o)) return NULL;
+    CueSpec *c = PyCapsule_GetPointer(cap, "groupscore.cues");
+    if (c == NULL) return NULL;
+    Buf out;
+    if (get_buf(out_o, &out, 8, 'f', 1, "out") < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(norms);
+    if (out.view.ndim != 2 || out.view.shape[0] != n || out.view.shape[1] != 17) {
+        rel_buf(&out);
+        PyErr_SetString(PyExc_ValueError, "cues: out must be (n, 17)");
+        return NULL;
+    }
+    double *o = (double *)out.view.buf;
+    for (Py_ssize_t r = 0; r < n; r++, o += 17) {
+        PyObject *s = PyList_GET_ITEM(norms, r);
+        if (!PyUnicode_Check(s)) {
+            rel_buf(&out);
+            PyErr_SetString(PyExc_TypeError, "cues: norms must be strings");
+            return NULL;
+        }
+        int kind = PyUnicode_KIND(s);
+        const void *data = PyUnicode_DATA(s);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(s), L;
+        /* '$' matches at the end and before a final newline */
+        Py_ssize_t end = (len && PyUnicode_READ(kind, data, len - 1) == '\n') ? len - 1 : len;
+        int qmark = 0, has[8] = {0}, cjk = 0, only = 1, laugh = end > 0, q_word = 0;
+        Py_ssize_t latin = 0, digits = 0, ads = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            if (ch == '?') qmark = 1;
+            for (int k = 0; k < 8; k++)
+                if (ch == c->tok[k]) has[k] = 1;
+            if (ch >= 0x4e00 && ch <= 0x9fff) cjk = 1;
+            if (ch >= 'a' && ch <= 'z') latin++;
+            if (ch == c->tok[7] || Py_UNICODE_ISDIGIT(ch)) digits++;
+            if (only && !in_chars(ch, c->only, c->n_only)) only = 0;
+            if (laugh && i < end && !in_chars(ch, c->laugh, c->n_laugh)) laugh = 0;
+            if (!q_word && lit_at(&c->q_word, kind, data, len, i, &L) >= 0) q_word = 1;
+        }
+        for (Py_ssize_t i = 0; i < len;) { /* findall: leftmost, first alternative, no overlap */
+            if (lit_at(&c->ad_word, kind, data, len, i, &L) >= 0) {
+                ads++;
+                i += L;
+            } else {
+                i++;
+            }
+        }
+        /* [head][tail]*$ | [?]$ */
+        Py_ssize_t p = end;
+        while (p > 0 && in_chars(PyUnicode_READ(kind, data, p - 1), c->qf_tail, c->n_qf_tail)) p--;
+        int q_final = (p > 0 && in_chars(PyUnicode_READ(kind, data, p - 1), c->qf_head, c->n_qf_head)) ||
+                      (end > 0 && PyUnicode_READ(kind, data, end - 1) == '?');
+        Py_ssize_t m = len > 1 ? len : 1;
+        o[0] = qmark;
+        o[1] = q_final;
+        o[2] = q_word;
+        o[3] = len && lit_at(&c->q_start, kind, data, len, 0, &L) >= 0;
+        o[4] = (double)(ads < 3 ? ads : 3) / 3.0;
+        o[5] = len && lit_at(&c->trade, kind, data, len, 0, &L) >= 0;
+        o[6] = has[0];
+        o[7] = has[1];
+        o[8] = has[2] || has[3] || has[4];
+        o[9] = has[5];
+        o[10] = len > 0 && only;
+        o[11] = len > 0 && laugh;
+        o[12] = len <= 8 && len && lit_at(&c->phatic, kind, data, len, 0, &L) >= 0;
+        o[13] = has[6];
+        o[14] = (double)latin / (double)m;
+        o[15] = (double)digits / (double)m;
+        o[16] = !cjk;
+    }
+    rel_buf(&out);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut) -> tuple of tokens"},
     {"hash_table", native_hash_table, METH_VARARGS, "hash_table(keys, cols, bits) -> bytes"},
+    {"cue_spec", native_cue_spec, METH_VARARGS, "cue_spec(q_word, q_start, ad_word, trade, phatic, laugh, qf_head, qf_tail, only, tokens) -> capsule"},
+    {"cues", native_cues, METH_VARARGS, "cues(norms, spec, out) -> None"},
     {"frags", native_frags, METH_VARARGS, "frags(labels, rows, rel4, rel, p_eff, threshold, sure_bar, names, on_topic, question) -> list"},
     {"jsonl", native_jsonl, METH_VARARGS, "jsonl(batch, index, frags, system_frag, message_type, fallback) -> bytes"},
     {"xw", native_xw, METH_VARARGS, "xw(...) -> 0, or -1 if a term frequency is past the log table"},

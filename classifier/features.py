@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from . import native
 from .normalize import TOKENS
 
 T = TOKENS
@@ -85,6 +86,17 @@ def cue_matrix(norms: list[str]) -> np.ndarray:
     """
     n_rows = len(norms)
     lens = np.fromiter(map(len, norms), dtype=np.int64, count=n_rows)
+    nat = native.module()
+    if nat is not None and n_rows and type(norms) is list:
+        # the same values from the compiled scan (tests/test_native.py)
+        out = np.empty((n_rows, len(NAMES)), dtype=np.float64)
+        out[:, 0] = np.log1p(lens) / 5.0
+        out[:, 1] = lens <= 2
+        out[:, 2] = lens >= 40
+        block = np.empty((n_rows, len(NAMES) - 3), dtype=np.float64)
+        nat.cues(norms, _native_spec(nat), block)
+        out[:, 3:] = block
+        return out.astype(np.float32)
     con, url, price, mention, num = T["CONTACT"], T["URL"], T["PRICE"], T["MENTION"], T["NUM"]
     qq, phone, wxid = _ACCOUNT
     q_final, q_word, q_start = _Q_FINAL.search, _Q_WORD.search, _Q_START.search
@@ -122,3 +134,63 @@ def cue_matrix(norms: list[str]) -> np.ndarray:
     if n_rows:
         out[:, 3:] = np.array(rows, dtype=np.float64)
     return out.astype(np.float32)
+
+
+# ---- the compiled cue scan reads the same patterns, as literal lists
+_SPEC = None
+_CLASS = re.compile(r"^(.*)\[([^\]^\\-]+)\]$")  # 几[个点号] → 几个, 几点, 几号
+
+
+def _alternatives(rx: re.Pattern, anchored: bool) -> list[str]:
+    """The literals of an alternation of the patterns above, in order; X[abc] expands to Xa, Xb,
+    Xc and a final 哈哈哈+ is read as its first repetition (a prefix or a search needs no more).
+    Anything else a pattern could hold raises, so an edit the compiled scan cannot follow fails
+    the tests instead of changing a cue."""
+    src = rx.pattern
+    if anchored:
+        if not (src.startswith("^(?:") and src.endswith(")")):
+            raise ValueError(f"not an anchored alternation: {src!r}")
+        src = src[4:-1]
+    out: list[str] = []
+    for item in src.split("|"):
+        m = _CLASS.match(item)
+        if m:
+            out.extend(m.group(1) + c for c in m.group(2))
+            continue
+        if item.endswith("+") and len(item) > 1 and item[-2] not in "\\)]":
+            item = item[:-1]
+        if not item or any(c in item for c in "\\.^$*+?{}[]()"):
+            raise ValueError(f"not a literal: {item!r} in {rx.pattern!r}")
+        out.append(item)
+    return out
+
+
+def _laugh_chars() -> str:
+    src = _LAUGH.pattern
+    if not (src.startswith("^(?:") and src.endswith(")+$")):
+        raise ValueError(f"unexpected laughter pattern: {src!r}")
+    chars = []
+    for item in src[4:-3].split("|"):
+        item = item[1:] if item.startswith("\\") else item
+        if len(item) != 1:
+            raise ValueError(f"laughter alternative of more than one character: {item!r}")
+        chars.append(item)
+    return "".join(chars)
+
+
+def _q_final_sets() -> tuple[str, str]:
+    m = re.fullmatch(r"\[([^\]]+)\]\[([^\]]+)\]\*\$\|\[\?\]\$", _Q_FINAL.pattern)
+    if m is None:
+        raise ValueError(f"unexpected question-ending pattern: {_Q_FINAL.pattern!r}")
+    return m.group(1), m.group(2)
+
+
+def _native_spec(nat):
+    global _SPEC
+    if _SPEC is None:
+        head, tail = _q_final_sets()
+        toks = "".join(T[k] for k in ("CONTACT", "URL", "QQ", "PHONE", "WXID", "PRICE", "MENTION", "NUM"))
+        _SPEC = nat.cue_spec(_alternatives(_Q_WORD, False), _alternatives(_Q_START, True),
+                             _alternatives(_AD_WORD, False), _alternatives(_TRADE, True),
+                             _alternatives(_PHATIC, True), _laugh_chars(), head, tail, _PLACEHOLDERS_AND_SPACE, toks)
+    return _SPEC

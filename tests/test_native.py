@@ -202,3 +202,33 @@ def test_compiled_floats_are_written_as_repr_writes_them():
             assert frag is None
         else:
             assert frag.endswith(f'"relevance":{v!r},"effective":false,"sure":false,"system":false'.encode()), v
+
+
+def test_compiled_cues_equal_the_regular_expressions(switch):
+    from classifier.features import NAMES, cue_matrix, cue_vector
+
+    norms = [normalize(t) for t in _texts()]
+    norms += ["哈哈\n", "哈\n\n", "\n", "好吗？\n", "有吗~~。", "?", "在吗?\n", "收到\n", "出号 chu", "刷单刷单返利刷",
+              "免费领取福利", "ok", "nb666", "几个几点", "有人吗", "\ue007\ue008 ", "\ue007a", "１２３٣", "①②"]
+    switch(False)
+    want = cue_matrix(norms)
+    switch(True)
+    got = cue_matrix(norms)
+    assert got.shape == (len(norms), len(NAMES))
+    bad = [(n, NAMES[j]) for n, row_w, row_g in zip(norms, want, got) for j in np.flatnonzero(row_w != row_g)]
+    assert not bad, bad[:5]
+    # and the definition itself
+    assert np.array_equal(got[-12], np.array(cue_vector(norms[-12]), dtype=np.float32))
+    assert got[:, 1:].any(axis=0)[3:].sum() >= 12  # the scan did fire most cues
+
+
+def test_a_cue_pattern_the_compiled_scan_cannot_read_fails_loudly():
+    import re
+
+    from classifier.features import _alternatives
+
+    assert _alternatives(re.compile("^(?:有人|有没有|哈哈哈+)"), True) == ["有人", "有没有", "哈哈哈"]
+    assert _alternatives(re.compile("几[个点]|咋"), False) == ["几个", "几点", "咋"]
+    for bad in ("怎么.*办", "(?:a|b)c", "a{2}"):
+        with pytest.raises(ValueError):
+            _alternatives(re.compile(bad), False)
