@@ -11,6 +11,9 @@
  *
  * cues()      the named chat cues of features.cue_matrix (literal alternations, prefixes,
  *             character classes), the same values as its regular expressions.
+ * add_batch() GroupScorer.add_many's per-message accounting (counts, members, days, hours,
+ *             floods), calling back into the scorer for what is rare or intricate (a new member
+ *             or day, answers, questions); the scorer ends in the same state.
  * jsonl()     messages.jsonl lines of a batch, byte for byte as orjson writes them (a record it
  *             cannot write the same way goes to the Python writer).
  *
@@ -1061,9 +1064,441 @@ static PyObject *native_cues(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ group accounting */
+
+static PyObject *S_NAMES[40];
+static PyObject *ONE;
+enum {
+    A_LABELS, A_MEMBERS, A_OPEN_DAYS, A_HOUR_M, A_HOUR_E, A_THRESHOLD, A_FLOOD_S, A_MESSAGES, A_SYSTEM, A_SEQ,
+    A_EFFECTIVE, A_EXP_EFF, A_EXP_ADS, A_UNKNOWN, A_UNDATED, A_FLOOD, A_FIRST, A_LAST, A_FIRST_TS, A_LAST_TS,
+    A_HAS_REPLY, A_OPEN, A_NEW_MEMBER, A_OPEN_DAY, A_TRACK, A_ADD_Q, A_BAD_LABEL, A_KEY, A_COUNT_MSG, A_COUNT_EFF,
+    A_BEST, A_ADS, A_RECENT, A_SENDER, A_SENDER_ID, A_TIME, A_TEXT, A_KIND, A_REPLY_TO, A_STRIP, A_N
+};
+static const char *S_STR[A_N] = {
+    "labels", "_members", "_open_days", "_hour_messages", "_hour_effective", "relevance_threshold", "_flood_s",
+    "messages", "system", "_seq", "effective", "expected_effective", "expected_ads", "unknown_sender", "undated",
+    "flood", "_first", "_last", "_first_ts", "_last_ts", "_has_reply_data", "_open", "_new_member", "_open_day",
+    "_track_answers", "_add_question", "_unknown_label", "key", "messages", "effective", "best", "ads", "recent",
+    "sender", "sender_id", "time", "text", "kind", "reply_to", "strip"};
+
+typedef struct {
+    long long messages, system, seq, effective, unknown, undated, flood;
+    double exp_eff, exp_ads;
+    PyObject *first, *last; /* owned */
+    int has_first_ts, has_last_ts;
+    double first_ts, last_ts;
+} Acc;
+
+static long long get_ll(PyObject *o, int a, int *err) {
+    PyObject *v = PyObject_GetAttr(o, S_NAMES[a]);
+    if (v == NULL) { *err = 1; return 0; }
+    long long x = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) *err = 1;
+    return x;
+}
+
+static double get_d(PyObject *o, int a, int *err) {
+    PyObject *v = PyObject_GetAttr(o, S_NAMES[a]);
+    if (v == NULL) { *err = 1; return 0; }
+    double x = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    if (x == -1.0 && PyErr_Occurred()) *err = 1;
+    return x;
+}
+
+static int set_steal(PyObject *o, int a, PyObject *v) {
+    if (v == NULL) return -1;
+    int r = PyObject_SetAttr(o, S_NAMES[a], v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int set_seq(PyObject *sc, Acc *c) { return set_steal(sc, A_SEQ, PyLong_FromLongLong(c->seq)); }
+
+static int acc_write(PyObject *sc, Acc *c) {
+    int r = 0;
+    r |= set_steal(sc, A_MESSAGES, PyLong_FromLongLong(c->messages));
+    r |= set_steal(sc, A_SYSTEM, PyLong_FromLongLong(c->system));
+    r |= set_seq(sc, c);
+    r |= set_steal(sc, A_EFFECTIVE, PyLong_FromLongLong(c->effective));
+    r |= set_steal(sc, A_UNKNOWN, PyLong_FromLongLong(c->unknown));
+    r |= set_steal(sc, A_UNDATED, PyLong_FromLongLong(c->undated));
+    r |= set_steal(sc, A_FLOOD, PyLong_FromLongLong(c->flood));
+    r |= set_steal(sc, A_EXP_EFF, PyFloat_FromDouble(c->exp_eff));
+    r |= set_steal(sc, A_EXP_ADS, PyFloat_FromDouble(c->exp_ads));
+    r |= PyObject_SetAttr(sc, S_NAMES[A_FIRST], c->first);
+    r |= PyObject_SetAttr(sc, S_NAMES[A_LAST], c->last);
+    r |= c->has_first_ts ? set_steal(sc, A_FIRST_TS, PyFloat_FromDouble(c->first_ts))
+                         : PyObject_SetAttr(sc, S_NAMES[A_FIRST_TS], Py_None);
+    r |= c->has_last_ts ? set_steal(sc, A_LAST_TS, PyFloat_FromDouble(c->last_ts))
+                        : PyObject_SetAttr(sc, S_NAMES[A_LAST_TS], Py_None);
+    return r ? -1 : 0;
+}
+
+/* list[i] += 1 for a list of ints */
+static int list_inc(PyObject *list, Py_ssize_t i) {
+    if (!PyList_Check(list) || i < 0 || i >= PyList_GET_SIZE(list)) {
+        PyErr_SetString(PyExc_TypeError, "add_batch: expected a list of counts");
+        return -1;
+    }
+    PyObject *v = PyNumber_Add(PyList_GET_ITEM(list, i), ONE);
+    if (v == NULL) return -1;
+    PyList_SetItem(list, i, v); /* steals v, drops the old item */
+    return 0;
+}
+
+/* obj.attr += 1 */
+static int attr_inc(PyObject *o, int a) {
+    PyObject *v = PyObject_GetAttr(o, S_NAMES[a]);
+    if (v == NULL) return -1;
+    PyObject *w = PyNumber_Add(v, ONE);
+    Py_DECREF(v);
+    return set_steal(o, a, w);
+}
+
+static int str_true(PyObject *v) { return v != NULL && PyUnicode_Check(v) ? PyUnicode_GET_LENGTH(v) > 0 : PyObject_IsTrue(v); }
+
+static long long days_from_civil(long long y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    const long long era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+/* (t - epoch).total_seconds(), exactly as Python computes it; NULL + error, or a new float */
+static PyObject *timestamp(PyObject *t, PyObject *epoch_naive, PyObject *epoch_utc) {
+    if (PyDateTime_CheckExact(t) && PyDateTime_DATE_GET_TZINFO(t) == Py_None) {
+        long long days = days_from_civil(PyDateTime_GET_YEAR(t), PyDateTime_GET_MONTH(t), PyDateTime_GET_DAY(t));
+        long long us = ((days * 86400 + PyDateTime_DATE_GET_HOUR(t) * 3600LL + PyDateTime_DATE_GET_MINUTE(t) * 60LL +
+                         PyDateTime_DATE_GET_SECOND(t)) * 1000000LL) + PyDateTime_DATE_GET_MICROSECOND(t);
+        if (us > -(1LL << 53) && us < (1LL << 53)) return PyFloat_FromDouble((double)us / 1e6);
+    }
+    PyObject *tz = PyDateTime_Check(t) ? PyDateTime_DATE_GET_TZINFO(t) : Py_None;
+    PyObject *delta = PyNumber_Subtract(t, tz == Py_None ? epoch_naive : epoch_utc);
+    if (delta == NULL) return NULL;
+    PyObject *r = PyObject_CallMethod(delta, "total_seconds", NULL);
+    Py_DECREF(delta);
+    return r;
+}
+
+/* add_batch(scorer, batch, index, labels, rel, p_eff, p_ad, consts) -> number effective.
+ * consts = (ad, question, on_topic, flood_kinds, flood_memory, missing, epoch_naive, epoch_utc) */
+static PyObject *native_add_batch(PyObject *self, PyObject *args) {
+    PyObject *sc, *batch, *index, *labels, *rel, *peff, *pad, *consts;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!O!:add_batch", &sc, &PyList_Type, &batch, &PyList_Type, &index,
+                          &PyList_Type, &labels, &PyList_Type, &rel, &PyList_Type, &peff, &PyList_Type, &pad,
+                          &PyTuple_Type, &consts))
+        return NULL;
+    PyObject *L_AD, *L_Q, *L_ON, *flood_kinds, *missing, *ep_naive, *ep_utc;
+    Py_ssize_t flood_memory;
+    if (!PyArg_ParseTuple(consts, "UUUO!nOOO:add_batch consts", &L_AD, &L_Q, &L_ON, &PyFrozenSet_Type, &flood_kinds,
+                          &flood_memory, &missing, &ep_naive, &ep_utc))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(batch), nl = PyList_GET_SIZE(labels);
+    if (PyList_GET_SIZE(index) != n || PyList_GET_SIZE(rel) != nl || PyList_GET_SIZE(peff) != nl ||
+        PyList_GET_SIZE(pad) != nl) {
+        PyErr_SetString(PyExc_ValueError, "add_batch: lists differ in length");
+        return NULL;
+    }
+    int err = 0;
+    Acc c = {0};
+    c.messages = get_ll(sc, A_MESSAGES, &err);
+    c.system = get_ll(sc, A_SYSTEM, &err);
+    c.seq = get_ll(sc, A_SEQ, &err);
+    c.effective = get_ll(sc, A_EFFECTIVE, &err);
+    c.unknown = get_ll(sc, A_UNKNOWN, &err);
+    c.undated = get_ll(sc, A_UNDATED, &err);
+    c.flood = get_ll(sc, A_FLOOD, &err);
+    c.exp_eff = get_d(sc, A_EXP_EFF, &err);
+    c.exp_ads = get_d(sc, A_EXP_ADS, &err);
+    double threshold = get_d(sc, A_THRESHOLD, &err), flood_s = get_d(sc, A_FLOOD_S, &err);
+    if (err) return NULL;
+    PyObject *fts = PyObject_GetAttr(sc, S_NAMES[A_FIRST_TS]), *lts = PyObject_GetAttr(sc, S_NAMES[A_LAST_TS]);
+    c.first = PyObject_GetAttr(sc, S_NAMES[A_FIRST]);
+    c.last = PyObject_GetAttr(sc, S_NAMES[A_LAST]);
+    PyObject *labels_d = PyObject_GetAttr(sc, S_NAMES[A_LABELS]), *members = PyObject_GetAttr(sc, S_NAMES[A_MEMBERS]),
+             *open_days = PyObject_GetAttr(sc, S_NAMES[A_OPEN_DAYS]),
+             *hour_m = PyObject_GetAttr(sc, S_NAMES[A_HOUR_M]), *hour_e = PyObject_GetAttr(sc, S_NAMES[A_HOUR_E]);
+    long long n_eff = 0;
+    PyObject *result = NULL;
+    if (!fts || !lts || !c.first || !c.last || !labels_d || !members || !open_days || !hour_m || !hour_e) goto done;
+    if (!PyDict_Check(labels_d) || !PyDict_Check(members) || !PyDict_Check(open_days)) {
+        PyErr_SetString(PyExc_TypeError, "add_batch: not a GroupScorer");
+        goto done;
+    }
+    if ((c.has_first_ts = fts != Py_None)) c.first_ts = PyFloat_AsDouble(fts);
+    if ((c.has_last_ts = lts != Py_None)) c.last_ts = PyFloat_AsDouble(lts);
+    if (PyErr_Occurred()) goto done;
+
+    for (Py_ssize_t r = 0; r < n; r++) {
+        PyObject *msg = PyList_GET_ITEM(batch, r), *kind = NULL, *key = NULL, *member = NULL, *t = NULL, *ts = NULL,
+                 *day = NULL, *text = NULL, *reply_to = NULL;
+        int ok = 0;
+        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(index, r));
+        if (i == -1 && PyErr_Occurred()) goto done;
+        c.messages++;
+        if (i >= nl) {
+            PyErr_SetString(PyExc_IndexError, "add_batch: index past the labels");
+            goto done;
+        }
+        if ((kind = PyObject_GetAttr(msg, S_NAMES[A_KIND])) == NULL) goto done;
+        int is_system = i < 0 || (PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "system") == 0);
+        if (is_system) {
+            c.system++;
+            Py_DECREF(kind);
+            continue;
+        }
+        PyObject *label = PyList_GET_ITEM(labels, i), *relv = PyList_GET_ITEM(rel, i),
+                 *pe = PyList_GET_ITEM(peff, i), *pa = PyList_GET_ITEM(pad, i);
+        PyObject *count = PyDict_GetItemWithError(labels_d, label);
+        if (count == NULL) {
+            if (!PyErr_Occurred()) {
+                acc_write(sc, &c);
+                PyObject *x = PyObject_CallMethodOneArg(sc, S_NAMES[A_BAD_LABEL], label);
+                Py_XDECREF(x);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unknown label");
+            }
+            Py_DECREF(kind);
+            goto done;
+        }
+        {
+            PyObject *inc = PyNumber_Add(count, ONE);
+            if (inc == NULL || PyDict_SetItem(labels_d, label, inc) < 0) { Py_XDECREF(inc); goto msg_fail; }
+            Py_DECREF(inc);
+        }
+        c.seq++;
+        int is_on = PyUnicode_Check(label) && PyUnicode_Compare(label, L_ON) == 0;
+        int is_q = !is_on && PyUnicode_Check(label) && PyUnicode_Compare(label, L_Q) == 0;
+        int is_ad = !is_on && !is_q && PyUnicode_Check(label) && PyUnicode_Compare(label, L_AD) == 0;
+        double rv = relv == Py_None ? 0.0 : PyFloat_AsDouble(relv);
+        if (PyErr_Occurred()) goto msg_fail;
+        int effective = is_on || (is_q && rv >= threshold);
+        double best = -1.0, pev = 0.0;
+        if (pe != Py_None && (pev = PyFloat_AsDouble(pe)) == -1.0 && PyErr_Occurred()) goto msg_fail;
+        if (effective) {
+            c.effective++;
+            n_eff++;
+            best = pe == Py_None ? 1.0 : pev;
+        }
+        if (pe == Py_None) {
+            if (effective) c.exp_eff += 1.0;
+        } else {
+            c.exp_eff += pev;
+        }
+        if (pa == Py_None) {
+            if (is_ad) c.exp_ads += 1.0;
+        } else {
+            double pav = PyFloat_AsDouble(pa);
+            if (pav == -1.0 && PyErr_Occurred()) goto msg_fail;
+            c.exp_ads += pav;
+        }
+        /* key = msg.sender_id or msg.sender */
+        if ((key = PyObject_GetAttr(msg, S_NAMES[A_SENDER_ID])) == NULL) goto msg_fail;
+        int kt = str_true(key);
+        if (kt < 0) goto msg_fail;
+        if (!kt) {
+            Py_DECREF(key);
+            if ((key = PyObject_GetAttr(msg, S_NAMES[A_SENDER])) == NULL) goto msg_fail;
+            if ((kt = str_true(key)) < 0) goto msg_fail;
+        }
+        if (kt) {
+            member = PyDict_GetItemWithError(members, key);
+            if (member != NULL) {
+                Py_INCREF(member);
+            } else {
+                if (PyErr_Occurred()) goto msg_fail;
+                PyObject *sender = PyObject_GetAttr(msg, S_NAMES[A_SENDER]);
+                if (sender == NULL) goto msg_fail;
+                int st = str_true(sender);
+                if (st < 0) { Py_DECREF(sender); goto msg_fail; }
+                member = PyObject_CallMethodObjArgs(sc, S_NAMES[A_NEW_MEMBER], key, st ? sender : key, NULL);
+                Py_DECREF(sender);
+                if (member == NULL) goto msg_fail;
+            }
+            Py_SETREF(key, PyObject_GetAttr(member, S_NAMES[A_KEY]));
+            if (key == NULL) goto msg_fail;
+            if (attr_inc(member, A_COUNT_MSG) < 0) goto msg_fail;
+            if (effective) {
+                if (attr_inc(member, A_COUNT_EFF) < 0) goto msg_fail;
+                double mb = get_d(member, A_BEST, &err);
+                if (err) goto msg_fail;
+                if (best > mb && set_steal(member, A_BEST, PyFloat_FromDouble(best)) < 0) goto msg_fail;
+            }
+            if (is_ad && attr_inc(member, A_ADS) < 0) goto msg_fail;
+        } else {
+            c.unknown++;
+        }
+        if ((t = PyObject_GetAttr(msg, S_NAMES[A_TIME])) == NULL) goto msg_fail;
+        if (t == Py_None) {
+            c.undated++;
+        } else {
+            if (!PyDateTime_Check(t)) {
+                PyErr_SetString(PyExc_TypeError, "add_batch: a message time must be a datetime");
+                goto msg_fail;
+            }
+            if ((ts = timestamp(t, ep_naive, ep_utc)) == NULL) goto msg_fail;
+            double tsv = PyFloat_AsDouble(ts);
+            if (!c.has_first_ts || tsv < c.first_ts) {
+                c.has_first_ts = 1;
+                c.first_ts = tsv;
+                Py_INCREF(t);
+                Py_SETREF(c.first, t);
+            }
+            if (!c.has_last_ts || tsv >= c.last_ts) {
+                c.has_last_ts = 1;
+                c.last_ts = tsv;
+                Py_INCREF(t);
+                Py_SETREF(c.last, t);
+            }
+            PyObject *d = PyDate_FromDate(PyDateTime_GET_YEAR(t), PyDateTime_GET_MONTH(t), PyDateTime_GET_DAY(t));
+            if (d == NULL) goto msg_fail;
+            day = PyDict_GetItemWithError(open_days, d);
+            if (day != NULL) {
+                Py_INCREF(day);
+            } else if (!PyErr_Occurred()) {
+                day = PyObject_CallMethodOneArg(sc, S_NAMES[A_OPEN_DAY], d);
+            }
+            Py_DECREF(d);
+            if (day == NULL) goto msg_fail;
+            if (!PyList_Check(day) || PyList_GET_SIZE(day) != 4) {
+                PyErr_SetString(PyExc_TypeError, "add_batch: a day record must be a list of four");
+                goto msg_fail;
+            }
+            if (list_inc(day, 0) < 0) goto msg_fail;
+            if (kt && PySet_Add(PyList_GET_ITEM(day, 3), key) < 0) goto msg_fail;
+            int h = PyDateTime_DATE_GET_HOUR(t);
+            if (list_inc(hour_m, h) < 0) goto msg_fail;
+            if (effective) {
+                if (list_inc(day, 1) < 0 || list_inc(hour_e, h) < 0) goto msg_fail;
+                if (kt) {
+                    PyObject *bests = PyList_GET_ITEM(day, 2);
+                    PyObject *prev = PyDict_GetItemWithError(bests, key);
+                    if (prev == NULL && PyErr_Occurred()) goto msg_fail;
+                    double pv = prev == NULL ? -1.0 : PyFloat_AsDouble(prev);
+                    if (pv == -1.0 && PyErr_Occurred()) goto msg_fail;
+                    if (best > pv) {
+                        PyObject *b = PyFloat_FromDouble(best);
+                        if (b == NULL || PyDict_SetItem(bests, key, b) < 0) { Py_XDECREF(b); goto msg_fail; }
+                        Py_DECREF(b);
+                    }
+                }
+            }
+        }
+        /* flood: the same text again from the same member within the window */
+        if (member != NULL) {
+            int fk = PySet_Contains(flood_kinds, kind);
+            if (fk < 0) goto msg_fail;
+            if (fk) {
+                PyObject *raw = PyObject_GetAttr(msg, S_NAMES[A_TEXT]);
+                if (raw == NULL) goto msg_fail;
+                text = PyObject_CallMethodNoArgs(raw, S_NAMES[A_STRIP]);
+                Py_DECREF(raw);
+                if (text == NULL) goto msg_fail;
+                int tt = str_true(text);
+                if (tt < 0) goto msg_fail;
+                if (tt) {
+                    PyObject *recent = PyObject_GetAttr(member, S_NAMES[A_RECENT]);
+                    if (recent == NULL) goto msg_fail;
+                    if (!PyDict_Check(recent)) {
+                        Py_DECREF(recent);
+                        PyErr_SetString(PyExc_TypeError, "add_batch: member.recent must be a dict");
+                        goto msg_fail;
+                    }
+                    PyObject *prev = PyDict_GetItemWithError(recent, text);
+                    int rc = 0;
+                    if (prev != NULL) {
+                        Py_INCREF(prev);
+                        rc = PyDict_DelItem(recent, text);
+                        if (rc == 0) {
+                            int flood = ts == NULL || prev == Py_None;
+                            if (!flood) {
+                                double pv = PyFloat_AsDouble(prev);
+                                if (pv == -1.0 && PyErr_Occurred()) rc = -1;
+                                else flood = PyFloat_AsDouble(ts) - pv <= flood_s;
+                            }
+                            if (flood) c.flood++;
+                        }
+                        Py_DECREF(prev);
+                    } else if (PyErr_Occurred()) {
+                        rc = -1;
+                    }
+                    if (rc == 0) rc = PyDict_SetItem(recent, text, ts ? ts : Py_None);
+                    if (rc == 0 && PyDict_GET_SIZE(recent) > flood_memory) {
+                        Py_ssize_t pos = 0;
+                        PyObject *oldest, *v;
+                        if (PyDict_Next(recent, &pos, &oldest, &v)) {
+                            Py_INCREF(oldest);
+                            rc = PyDict_DelItem(recent, oldest);
+                            Py_DECREF(oldest);
+                        }
+                    }
+                    Py_DECREF(recent);
+                    if (rc < 0) goto msg_fail;
+                }
+            }
+        }
+        /* answers and questions: the scorer's own methods */
+        if ((reply_to = PyObject_GetAttr(msg, S_NAMES[A_REPLY_TO])) == NULL) goto msg_fail;
+        int rt = str_true(reply_to);
+        if (rt < 0) goto msg_fail;
+        PyObject *k_arg = key; /* a falsy key is passed as it is, as the Python loop does */
+        PyObject *ts_arg = ts ? ts : Py_None;
+        if (rt) {
+            if (PyObject_SetAttr(sc, S_NAMES[A_HAS_REPLY], Py_True) < 0) goto msg_fail;
+            PyObject *x = PyObject_CallMethodObjArgs(sc, S_NAMES[A_TRACK], msg, label, k_arg, ts_arg, NULL);
+            if (x == NULL) goto msg_fail;
+            Py_DECREF(x);
+        } else if (ts != NULL) {
+            PyObject *open_q = PyObject_GetAttr(sc, S_NAMES[A_OPEN]);
+            if (open_q == NULL) goto msg_fail;
+            int open_n = PyObject_IsTrue(open_q);
+            Py_DECREF(open_q);
+            if (open_n < 0) goto msg_fail;
+            if (open_n) {
+                PyObject *x = PyObject_CallMethodObjArgs(sc, S_NAMES[A_TRACK], msg, label, k_arg, ts_arg, NULL);
+                if (x == NULL) goto msg_fail;
+                Py_DECREF(x);
+            }
+        }
+        if (is_q) {
+            if (set_seq(sc, &c) < 0) goto msg_fail;
+            PyObject *rf = relv == Py_None ? PyFloat_FromDouble(0.0) : (Py_INCREF(relv), relv);
+            if (rf == NULL) goto msg_fail;
+            PyObject *x = PyObject_CallMethodObjArgs(sc, S_NAMES[A_ADD_Q], msg, k_arg, ts_arg, rf, NULL);
+            Py_DECREF(rf);
+            if (x == NULL) goto msg_fail;
+            Py_DECREF(x);
+        }
+        ok = 1;
+    msg_fail:
+        Py_XDECREF(kind); Py_XDECREF(key); Py_XDECREF(member); Py_XDECREF(t); Py_XDECREF(ts);
+        Py_XDECREF(day); Py_XDECREF(text); Py_XDECREF(reply_to);
+        if (!ok) goto done;
+    }
+    result = PyLong_FromLongLong(n_eff);
+done:
+    if (c.first && c.last) {
+        if (result == NULL) {
+            PyObject *et, *ev, *tb;
+            PyErr_Fetch(&et, &ev, &tb);
+            acc_write(sc, &c);
+            PyErr_Restore(et, ev, tb);
+        } else if (acc_write(sc, &c) < 0) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_XDECREF(fts); Py_XDECREF(lts); Py_XDECREF(c.first); Py_XDECREF(c.last);
+    Py_XDECREF(labels_d); Py_XDECREF(members); Py_XDECREF(open_days); Py_XDECREF(hour_m); Py_XDECREF(hour_e);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut) -> tuple of tokens"},
     {"hash_table", native_hash_table, METH_VARARGS, "hash_table(keys, cols, bits) -> bytes"},
+    {"add_batch", native_add_batch, METH_VARARGS, "add_batch(scorer, batch, index, labels, rel, p_eff, p_ad, consts) -> int"},
     {"cue_spec", native_cue_spec, METH_VARARGS, "cue_spec(q_word, q_start, ad_word, trade, phatic, laugh, qf_head, qf_tail, only, tokens) -> capsule"},
     {"cues", native_cues, METH_VARARGS, "cues(norms, spec, out) -> None"},
     {"frags", native_frags, METH_VARARGS, "frags(labels, rows, rel4, rel, p_eff, threshold, sure_bar, names, on_topic, question) -> list"},
@@ -1079,5 +1514,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyDateTimeAPI == NULL) return NULL;
     for (int f = 0; f < 8; f++)
         if ((F_NAMES[f] = PyUnicode_InternFromString(F_KEYS[f])) == NULL) return NULL;
+    if ((ONE = PyLong_FromLong(1)) == NULL) return NULL;
+    for (int a = 0; a < A_N; a++)
+        if ((S_NAMES[a] = PyUnicode_InternFromString(S_STR[a])) == NULL) return NULL;
     return PyModule_Create(&module);
 }

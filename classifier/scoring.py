@@ -85,6 +85,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import native
 from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreError, Topic
 from .context import ContextStream
 from .records import Message
@@ -232,6 +233,8 @@ _UTC = timezone.utc
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=_UTC)
 _MISSING = object()
+# what the compiled add_many needs to know (native.add_batch)
+_NATIVE_CONSTS = (_AD, _QUESTION, _ON_TOPIC, FLOOD_KINDS, FLOOD_MEMORY, _MISSING, _EPOCH_NAIVE, _EPOCH_UTC)
 
 
 def pct(num: float, den: float) -> float | None:
@@ -421,7 +424,7 @@ class GroupScorer:
                 self.system += 1
                 continue
             if label not in labels:
-                raise GroupscoreError(f"unknown label {label!r} (expected one of {', '.join(LABELS)})")
+                self._unknown_label(label)
             labels[label] += 1
             self._seq += 1
             rel = 0.0 if relevance is None else relevance
@@ -448,8 +451,7 @@ class GroupScorer:
             if key:
                 member = members.get(key)
                 if member is None:
-                    member = members[key] = _Member(key, msg.sender or key, len(self._member_list))
-                    self._member_list.append(member)
+                    member = self._new_member(key, msg.sender or key)
                 key = member.key
                 member.messages += 1
                 if effective:
@@ -505,6 +507,15 @@ class GroupScorer:
             if label == _QUESTION:
                 self._add_question(msg, key, ts, rel)
         return n_effective
+
+    def _new_member(self, key: str, name: str) -> _Member:
+        member = self._members[key] = _Member(key, name, len(self._member_list))
+        self._member_list.append(member)
+        return member
+
+    @staticmethod
+    def _unknown_label(label: Any) -> None:
+        raise GroupscoreError(f"unknown label {label!r} (expected one of {', '.join(LABELS)})")
 
     def _add_question(self, msg: Message, key: str, ts: float | None, rel: float) -> None:
         self.questions += 1
@@ -1071,6 +1082,11 @@ def aggregate(scorer: GroupScorer, batch: Sequence[Message], cb: ClassifiedBatch
     p_eff = (effective_probability(cb.probs, cb.relevance, scorer.relevance_threshold).tolist()
              if p_effective is None else p_effective)
     p_ad = np.asarray(cb.probs, dtype=float).reshape(-1, len(LABELS))[:, _AD_COL].tolist()
+    nat = native.module()
+    if (nat is not None and type(scorer) is GroupScorer and type(batch) is list and type(cb.index) is list
+            and type(labels) is list and type(rel) is list and type(p_eff) is list):
+        # the loop of add_many, compiled: the scorer ends in the same state (tests/test_native.py)
+        return nat.add_batch(scorer, batch, cb.index, labels, rel, p_eff, p_ad, _NATIVE_CONSTS)
     return scorer.add_many((m, None, None, None, None) if i < 0 else (m, labels[i], rel[i], p_eff[i], p_ad[i])
                            for m, i in zip(batch, cb.index))
 

@@ -232,3 +232,102 @@ def test_a_cue_pattern_the_compiled_scan_cannot_read_fails_loudly():
     for bad in ("怎么.*办", "(?:a|b)c", "a{2}"):
         with pytest.raises(ValueError):
             _alternatives(re.compile(bad), False)
+
+
+def _chat_rows(n: int, seed: int):
+    """A chat with everything the accounting reads: members with and without ids, nameless
+    senders, naive / zoned / missing times out of order, replies to questions, repeats (floods),
+    system records, every label."""
+    from datetime import datetime, timedelta, timezone
+
+    from classifier.base import LABELS
+    from classifier.records import Message
+
+    rng = random.Random(seed)
+    start = datetime(2024, 1, 1, 8)
+    zone = timezone(timedelta(hours=8))
+    rows = []
+    for k in range(n):
+        t = start + timedelta(minutes=rng.randint(0, 60 * 24 * 9), seconds=rng.randint(0, 59),
+                              microseconds=rng.choice([0, 0, 250_000]))
+        roll = rng.random()
+        if roll < 0.05:
+            t = None
+        elif roll < 0.15:
+            t = t.replace(tzinfo=zone)
+        who = rng.randint(0, 30)
+        sender, sid = (f"成员{who}", str(1000 + who) if who % 3 else "")
+        if rng.random() < 0.03:
+            sender, sid = "", ""
+        kind = rng.choice(["text"] * 6 + ["reply", "image", "link", "system"])
+        text = rng.choice(["收到", "哈哈", "怎么进服？", " 红石电路 ", f"第{k}条", "加V 领资料"])
+        reply_to = f"m{rng.randint(0, k)}" if kind == "reply" and k else ""
+        m = Message(group="g", sender=sender, sender_id=sid, time=t, text=text, kind=kind, msg_id=f"m{k}"
+                    if rng.random() < 0.9 else "", reply_to=reply_to)
+        lab = rng.choice(LABELS)
+        rows.append((m, lab, rng.random(), rng.random(), rng.random()))
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_compiled_accounting_leaves_the_scorer_as_add_many_does(seed):
+    from classifier.base import Topic
+    from classifier.scoring import _NATIVE_CONSTS, GroupScorer
+
+    rows = _chat_rows(4000, seed)
+    rng = random.Random(seed)
+    a = GroupScorer("g", Topic(description="我的世界"), member_confidence=0.6)
+    b = GroupScorer("g", Topic(description="我的世界"), member_confidence=0.6)
+    at, n_a, n_b = 0, 0, 0
+    while at < len(rows):
+        chunk = rows[at: at + rng.randint(1, 300)]
+        at += len(chunk)
+        batch = [m for m, *_ in chunk]
+        index = [-1 if m.kind == "system" and rng.random() < 0.5 else k for k, (m, *_) in enumerate(chunk)]
+        labels = [lab for _, lab, *_ in chunk]
+        rel = [r if k % 17 else None for k, (_, _, r, _, _) in enumerate(chunk)]
+        p_eff = [p if k % 13 else None for k, (_, _, _, p, _) in enumerate(chunk)]
+        p_ad = [p if k % 11 else None for k, (*_, p) in enumerate(chunk)]
+        n_a += native._compiled.add_batch(a, batch, index, labels, rel, p_eff, p_ad, _NATIVE_CONSTS)
+        n_b += b.add_many((m, None, None, None, None) if i < 0 else (m, labels[i], rel[i], p_eff[i], p_ad[i])
+                          for m, i in zip(batch, index))
+    assert n_a == n_b > 0
+    assert a.result() == b.result()
+    for name in ("messages", "system", "_seq", "effective", "expected_effective", "expected_ads", "unknown_sender",
+                 "undated", "flood", "_first", "_last", "_first_ts", "_last_ts", "_has_reply_data", "questions",
+                 "_hour_messages", "_hour_effective", "labels"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.flood and a.undated and a.unknown_sender and a._has_reply_data
+    for ma, mb in zip(a._member_list, b._member_list):
+        assert [getattr(ma, s) for s in ma.__slots__] == [getattr(mb, s) for s in mb.__slots__]
+    assert {d: (v[0], v[1], v[2] if isinstance(v[2], dict) else None) for d, v in a._open_days.items()} == \
+        {d: (v[0], v[1], v[2] if isinstance(v[2], dict) else None) for d, v in b._open_days.items()}
+
+
+def test_compiled_accounting_raises_on_an_unknown_label():
+    from classifier.base import GroupscoreError, Topic
+    from classifier.records import Message
+    from classifier.scoring import _NATIVE_CONSTS, GroupScorer
+
+    g = GroupScorer("g", Topic(description="x"))
+    with pytest.raises(GroupscoreError, match="unknown label 'spam'"):
+        native._compiled.add_batch(g, [Message(text="a")], [0], ["spam"], [0.5], [0.5], [0.1], _NATIVE_CONSTS)
+    assert g.messages == 1
+
+
+def test_score_outputs_are_the_same_with_and_without_the_compiled_paths(tmp_path, switch):
+    from classifier import load_model
+    from classifier.pipeline import score_exports
+
+    samples = sorted((REPO / "datasets" / "samples").iterdir())
+    model = load_model()
+    out = {}
+    for on in (True, False):
+        switch(on)
+        d = tmp_path / str(on)
+        report = score_exports([str(p) for p in samples], model, out_dir=d, progress=False, jobs=1)
+        for when in ("seconds", "generated_at"):  # the run's own clock
+            report.pop(when)
+        out[on] = (json.dumps(report, sort_keys=True, default=str), (d / "messages.jsonl").read_bytes())
+    assert out[True] == out[False]
+    assert len(out[True][1].splitlines()) > 100
