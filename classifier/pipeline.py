@@ -682,12 +682,15 @@ def score_stream(
     if messages_format not in MESSAGE_FORMATS:
         raise GroupscoreError(f"unknown messages format {messages_format!r} (choose {' or '.join(MESSAGE_FORMATS)})")
     # Batches in flight: enough to keep every worker busy while this process reads the next
-    # batch and aggregates/writes the oldest one. Built first: it validates the groups config,
-    # so a bad config fails before any file is opened or process started.
+    # batch and aggregates/writes the oldest one, and deep enough that a worker slowed by a
+    # run of new texts (a group's first batches) rarely sends this process classifying itself
+    # (1M messages, --jobs 2: depth 3 / 6 / 8 had it classify 68,687 / 58,841 / 45,540 of
+    # ~436,000 texts). Built first: it validates the groups config, so a bad config fails
+    # before any file is opened or process started.
     run = _Run(classifier, topic=topic, groups_config=groups_config, anonymize=anonymize,
                anonymize_key=anonymize_key, out=None, batch_size=batch_size,
                relevance_threshold=relevance_threshold, member_confidence=member_confidence,
-               pool=None, depth=jobs + 1, context=context)
+               pool=None, depth=4 * jobs, context=context)
     if out_path is not None:
         sink = _CsvSink if messages_format == "csv" else _JsonlSink
         try:
