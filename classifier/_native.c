@@ -1148,16 +1148,67 @@ static int list_inc(PyObject *list, Py_ssize_t i) {
     return 0;
 }
 
-/* obj.attr += 1 */
-static int attr_inc(PyObject *o, int a) {
-    PyObject *v = PyObject_GetAttr(o, S_NAMES[a]);
+static int str_true(PyObject *v) { return v != NULL && PyUnicode_Check(v) ? PyUnicode_GET_LENGTH(v) > 0 : PyObject_IsTrue(v); }
+
+
+/* Plain object slots of a class (its __slots__), read and written at their offsets; any other
+ * attribute, or an object of another class, goes through getattr / setattr. */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t off[A_N];
+} Slots;
+
+static void slots_init(Slots *sl, PyObject *type) {
+    sl->type = PyType_Check(type) ? (PyTypeObject *)type : NULL;
+    for (int a = 0; a < A_N; a++) {
+        sl->off[a] = -1;
+        if (sl->type == NULL) continue;
+        PyObject *d = PyObject_GetAttr(type, S_NAMES[a]);
+        if (d == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (Py_TYPE(d) == &PyMemberDescr_Type) {
+            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
+            if (md->type == T_OBJECT_EX && !(md->flags & READONLY)) sl->off[a] = md->offset;
+        }
+        Py_DECREF(d);
+    }
+}
+
+static PyObject *fget(PyObject *o, const Slots *sl, int a) {
+    if (Py_TYPE(o) == sl->type && sl->off[a] >= 0) {
+        PyObject *v = *(PyObject **)((char *)o + sl->off[a]);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(o, S_NAMES[a]);
+}
+
+/* o.a = v (v stolen) */
+static int fset_steal(PyObject *o, const Slots *sl, int a, PyObject *v) {
+    if (v == NULL) return -1;
+    if (Py_TYPE(o) == sl->type && sl->off[a] >= 0) {
+        PyObject **at = (PyObject **)((char *)o + sl->off[a]);
+        PyObject *old = *at;
+        *at = v;
+        Py_XDECREF(old);
+        return 0;
+    }
+    int r = PyObject_SetAttr(o, S_NAMES[a], v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int finc(PyObject *o, const Slots *sl, int a) {
+    PyObject *v = fget(o, sl, a);
     if (v == NULL) return -1;
     PyObject *w = PyNumber_Add(v, ONE);
     Py_DECREF(v);
-    return set_steal(o, a, w);
+    return fset_steal(o, sl, a, w);
 }
-
-static int str_true(PyObject *v) { return v != NULL && PyUnicode_Check(v) ? PyUnicode_GET_LENGTH(v) > 0 : PyObject_IsTrue(v); }
 
 static long long days_from_civil(long long y, unsigned m, unsigned d) {
     y -= m <= 2;
@@ -1185,18 +1236,22 @@ static PyObject *timestamp(PyObject *t, PyObject *epoch_naive, PyObject *epoch_u
 }
 
 /* add_batch(scorer, batch, index, labels, rel, p_eff, p_ad, consts) -> number effective.
- * consts = (ad, question, on_topic, flood_kinds, flood_memory, missing, epoch_naive, epoch_utc) */
+ * consts = (ad, question, on_topic, flood_kinds, flood_memory, missing, epoch_naive, epoch_utc,
+ *           message_type, member_type) */
 static PyObject *native_add_batch(PyObject *self, PyObject *args) {
     PyObject *sc, *batch, *index, *labels, *rel, *peff, *pad, *consts;
     if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!O!:add_batch", &sc, &PyList_Type, &batch, &PyList_Type, &index,
                           &PyList_Type, &labels, &PyList_Type, &rel, &PyList_Type, &peff, &PyList_Type, &pad,
                           &PyTuple_Type, &consts))
         return NULL;
-    PyObject *L_AD, *L_Q, *L_ON, *flood_kinds, *missing, *ep_naive, *ep_utc;
+    PyObject *L_AD, *L_Q, *L_ON, *flood_kinds, *missing, *ep_naive, *ep_utc, *msg_type, *member_type;
     Py_ssize_t flood_memory;
-    if (!PyArg_ParseTuple(consts, "UUUO!nOOO:add_batch consts", &L_AD, &L_Q, &L_ON, &PyFrozenSet_Type, &flood_kinds,
-                          &flood_memory, &missing, &ep_naive, &ep_utc))
+    if (!PyArg_ParseTuple(consts, "UUUO!nOOOOO:add_batch consts", &L_AD, &L_Q, &L_ON, &PyFrozenSet_Type, &flood_kinds,
+                          &flood_memory, &missing, &ep_naive, &ep_utc, &msg_type, &member_type))
         return NULL;
+    Slots ms, mb_sl;
+    slots_init(&ms, msg_type);
+    slots_init(&mb_sl, member_type);
     Py_ssize_t n = PyList_GET_SIZE(batch), nl = PyList_GET_SIZE(labels);
     if (PyList_GET_SIZE(index) != n || PyList_GET_SIZE(rel) != nl || PyList_GET_SIZE(peff) != nl ||
         PyList_GET_SIZE(pad) != nl) {
@@ -1244,7 +1299,7 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_IndexError, "add_batch: index past the labels");
             goto done;
         }
-        if ((kind = PyObject_GetAttr(msg, S_NAMES[A_KIND])) == NULL) goto done;
+        if ((kind = fget(msg, &ms, A_KIND)) == NULL) goto done;
         int is_system = i < 0 || (PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "system") == 0);
         if (is_system) {
             c.system++;
@@ -1296,12 +1351,12 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
             c.exp_ads += pav;
         }
         /* key = msg.sender_id or msg.sender */
-        if ((key = PyObject_GetAttr(msg, S_NAMES[A_SENDER_ID])) == NULL) goto msg_fail;
+        if ((key = fget(msg, &ms, A_SENDER_ID)) == NULL) goto msg_fail;
         int kt = str_true(key);
         if (kt < 0) goto msg_fail;
         if (!kt) {
             Py_DECREF(key);
-            if ((key = PyObject_GetAttr(msg, S_NAMES[A_SENDER])) == NULL) goto msg_fail;
+            if ((key = fget(msg, &ms, A_SENDER)) == NULL) goto msg_fail;
             if ((kt = str_true(key)) < 0) goto msg_fail;
         }
         if (kt) {
@@ -1310,7 +1365,7 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
                 Py_INCREF(member);
             } else {
                 if (PyErr_Occurred()) goto msg_fail;
-                PyObject *sender = PyObject_GetAttr(msg, S_NAMES[A_SENDER]);
+                PyObject *sender = fget(msg, &ms, A_SENDER);
                 if (sender == NULL) goto msg_fail;
                 int st = str_true(sender);
                 if (st < 0) { Py_DECREF(sender); goto msg_fail; }
@@ -1318,20 +1373,23 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
                 Py_DECREF(sender);
                 if (member == NULL) goto msg_fail;
             }
-            Py_SETREF(key, PyObject_GetAttr(member, S_NAMES[A_KEY]));
+            Py_SETREF(key, fget(member, &mb_sl, A_KEY));
             if (key == NULL) goto msg_fail;
-            if (attr_inc(member, A_COUNT_MSG) < 0) goto msg_fail;
+            if (finc(member, &mb_sl, A_COUNT_MSG) < 0) goto msg_fail;
             if (effective) {
-                if (attr_inc(member, A_COUNT_EFF) < 0) goto msg_fail;
-                double mb = get_d(member, A_BEST, &err);
-                if (err) goto msg_fail;
-                if (best > mb && set_steal(member, A_BEST, PyFloat_FromDouble(best)) < 0) goto msg_fail;
+                if (finc(member, &mb_sl, A_COUNT_EFF) < 0) goto msg_fail;
+                PyObject *mbo = fget(member, &mb_sl, A_BEST);
+                if (mbo == NULL) goto msg_fail;
+                double mb = PyFloat_AsDouble(mbo);
+                Py_DECREF(mbo);
+                if (mb == -1.0 && PyErr_Occurred()) goto msg_fail;
+                if (best > mb && fset_steal(member, &mb_sl, A_BEST, PyFloat_FromDouble(best)) < 0) goto msg_fail;
             }
-            if (is_ad && attr_inc(member, A_ADS) < 0) goto msg_fail;
+            if (is_ad && finc(member, &mb_sl, A_ADS) < 0) goto msg_fail;
         } else {
             c.unknown++;
         }
-        if ((t = PyObject_GetAttr(msg, S_NAMES[A_TIME])) == NULL) goto msg_fail;
+        if ((t = fget(msg, &ms, A_TIME)) == NULL) goto msg_fail;
         if (t == Py_None) {
             c.undated++;
         } else {
@@ -1392,7 +1450,7 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
             int fk = PySet_Contains(flood_kinds, kind);
             if (fk < 0) goto msg_fail;
             if (fk) {
-                PyObject *raw = PyObject_GetAttr(msg, S_NAMES[A_TEXT]);
+                PyObject *raw = fget(msg, &ms, A_TEXT);
                 if (raw == NULL) goto msg_fail;
                 text = PyObject_CallMethodNoArgs(raw, S_NAMES[A_STRIP]);
                 Py_DECREF(raw);
@@ -1400,7 +1458,7 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
                 int tt = str_true(text);
                 if (tt < 0) goto msg_fail;
                 if (tt) {
-                    PyObject *recent = PyObject_GetAttr(member, S_NAMES[A_RECENT]);
+                    PyObject *recent = fget(member, &mb_sl, A_RECENT);
                     if (recent == NULL) goto msg_fail;
                     if (!PyDict_Check(recent)) {
                         Py_DECREF(recent);
@@ -1441,7 +1499,7 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
             }
         }
         /* answers and questions: the scorer's own methods */
-        if ((reply_to = PyObject_GetAttr(msg, S_NAMES[A_REPLY_TO])) == NULL) goto msg_fail;
+        if ((reply_to = fget(msg, &ms, A_REPLY_TO)) == NULL) goto msg_fail;
         int rt = str_true(reply_to);
         if (rt < 0) goto msg_fail;
         PyObject *k_arg = key; /* a falsy key is passed as it is, as the Python loop does */

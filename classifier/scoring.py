@@ -233,8 +233,6 @@ _UTC = timezone.utc
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=_UTC)
 _MISSING = object()
-# what the compiled add_many needs to know (native.add_batch)
-_NATIVE_CONSTS = (_AD, _QUESTION, _ON_TOPIC, FLOOD_KINDS, FLOOD_MEMORY, _MISSING, _EPOCH_NAIVE, _EPOCH_UTC)
 
 
 def pct(num: float, den: float) -> float | None:
@@ -270,6 +268,11 @@ class _Member:
         self.questions = 0
         # The last FLOOD_MEMORY distinct texts -> when last sent (insertion order = age).
         self.recent: dict[str, float | None] = {}
+
+
+# what the compiled add_many needs to know (native.add_batch)
+_NATIVE_CONSTS = (_AD, _QUESTION, _ON_TOPIC, FLOOD_KINDS, FLOOD_MEMORY, _MISSING, _EPOCH_NAIVE, _EPOCH_UTC, Message,
+                  _Member)
 
 
 class _Question:
