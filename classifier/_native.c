@@ -47,6 +47,8 @@ static int get_buf(PyObject *obj, Buf *b, Py_ssize_t itemsize, char kind, int wr
     if (kind == 'i') ok = ok && (fk == 'q' || fk == 'l' || fk == 'i');
     if (kind == 'f') ok = ok && (fk == 'f' || fk == 'd');
     if (!ok) {
+        PyBuffer_Release(&b->view);
+        b->held = 0;
         PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %s%d array", name,
                      kind == 'i' ? "int" : "float", (int)(8 * itemsize));
         return -1;
@@ -238,9 +240,11 @@ static PyObject *native_cut(PyObject *self, PyObject *args) {
                 if (PyErr_Occurred()) goto fail;
                 continue;
             }
+            Py_INCREF(name); /* held across the calls into Python below */
         }
-        if (i > start && cut_part(out, norm, start, i, &e) < 0) goto fail;
-        if (name != NULL && PyList_Append(out, name) < 0) goto fail;
+        int rc = (i > start && cut_part(out, norm, start, i, &e) < 0) || (name != NULL && PyList_Append(out, name) < 0);
+        Py_XDECREF(name);
+        if (rc) goto fail;
         start = i + 1;
     }
     PyObject *t = PyList_AsTuple(out);
@@ -667,14 +671,20 @@ static const char *F_KEYS[8] = {"group", "sender", "sender_id", "time", "text", 
  * each ending in a newline: {<the record's fields>,<frag>}. fallback(m, frag) -> bytes writes a
  * line (without its newline) the compiled writer does not. */
 static PyObject *native_jsonl(PyObject *self, PyObject *args) {
-    PyObject *batch, *index, *frags, *sys_frag, *mtype, *fallback;
-    if (!PyArg_ParseTuple(args, "O!O!O!SOO:jsonl", &PyList_Type, &batch, &PyList_Type, &index, &PyList_Type, &frags,
-                          &sys_frag, &mtype, &fallback))
+    PyObject *batch_l, *index_l, *frags_l, *sys_frag, *mtype, *fallback;
+    if (!PyArg_ParseTuple(args, "O!O!O!SOO:jsonl", &PyList_Type, &batch_l, &PyList_Type, &index_l, &PyList_Type,
+                          &frags_l, &sys_frag, &mtype, &fallback))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(batch), nf = PyList_GET_SIZE(frags);
-    if (PyList_GET_SIZE(index) != n) {
+    /* Tuples of the inputs, owned here: a callback (a tzinfo, the fallback) cannot free a record
+     * or a fragment while it is being written. */
+    PyObject *batch = PySequence_Tuple(batch_l), *index = PySequence_Tuple(index_l), *frags = PySequence_Tuple(frags_l);
+    PyObject *res = NULL;
+    Out o = {NULL, 0, 0};
+    if (batch == NULL || index == NULL || frags == NULL) goto fail;
+    Py_ssize_t n = PyTuple_GET_SIZE(batch), nf = PyTuple_GET_SIZE(frags);
+    if (PyTuple_GET_SIZE(index) != n) {
         PyErr_SetString(PyExc_ValueError, "jsonl: batch and index differ in length");
-        return NULL;
+        goto fail;
     }
     /* The fields of a slots dataclass are member descriptors: read at their offsets, as the
      * interpreter does (a field that is not a plain object slot is read by name). */
@@ -686,22 +696,21 @@ static PyObject *native_jsonl(PyObject *self, PyObject *args) {
             PyErr_Clear();
             continue;
         }
-        if (Py_TYPE(d) == &PyMemberDescr_Type) {
+        if (Py_TYPE(d) == &PyMemberDescr_Type && PyType_IsSubtype((PyTypeObject *)mtype, PyDescr_TYPE(d))) {
             PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
             if (md->type == T_OBJECT_EX) offs[f] = md->offset;
         }
         Py_DECREF(d);
     }
-    Out o = {NULL, 0, 0};
     for (Py_ssize_t r = 0; r < n; r++) {
-        PyObject *m = PyList_GET_ITEM(batch, r);
-        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(index, r));
+        PyObject *m = PyTuple_GET_ITEM(batch, r);
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(index, r));
         if (i == -1 && PyErr_Occurred()) goto fail;
         if (i >= nf) {
             PyErr_SetString(PyExc_IndexError, "jsonl: index past the fragments");
             goto fail;
         }
-        PyObject *frag = i < 0 ? sys_frag : PyList_GET_ITEM(frags, i);
+        PyObject *frag = i < 0 ? sys_frag : PyTuple_GET_ITEM(frags, i);
         if (!PyBytes_Check(frag)) {
             PyErr_SetString(PyExc_TypeError, "jsonl: fragments must be bytes");
             goto fail;
@@ -734,21 +743,22 @@ static PyObject *native_jsonl(PyObject *self, PyObject *args) {
         if (rc == -2) PyErr_SetString(PyExc_TypeError, "jsonl: the fallback must return bytes");
         if (rc < 0 || out_put(&o, "\n", 1) < 0) goto fail;
     }
-    PyObject *res = PyBytes_FromStringAndSize(o.p ? o.p : "", o.n);
-    free(o.p);
-    return res;
+    res = PyBytes_FromStringAndSize(o.p ? o.p : "", o.n);
 fail:
     free(o.p);
-    return NULL;
+    Py_XDECREF(batch);
+    Py_XDECREF(index);
+    Py_XDECREF(frags);
+    return res;
 }
 
 /* A float as orjson writes it, if repr() writes it the same way (no exponent, finite).
  * Fast path: a value with at most four decimals (what the writer rounds to) is the double
  * nearest k / 10000, whose shortest repr is that decimal without trailing zeros. */
 static int out_float(Out *o, PyObject *v) {
-    double x = PyFloat_AsDouble(v);
-    if (x == -1.0 && PyErr_Occurred()) return -1;
-    if (x >= 0.0 && x < 1e9) {
+    if (!PyFloat_CheckExact(v)) return 1; /* an int, a bool, a numpy scalar: orjson's own rules */
+    double x = PyFloat_AS_DOUBLE(v);
+    if ((x > 0.0 || (x == 0.0 && !signbit(x))) && x < 1e9) {
         long long k = llround(x * 10000.0);
         if ((double)k / 10000.0 == x) {
             char buf[32];
@@ -791,6 +801,11 @@ static PyObject *native_frags(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "frags: lists differ in length");
         return NULL;
     }
+    for (Py_ssize_t j = 0; j < k; j++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, j))) {
+            PyErr_SetString(PyExc_TypeError, "frags: label names must be strings");
+            return NULL;
+        }
     PyObject *res = PyList_New(n);
     if (res == NULL) return NULL;
     Out o = {NULL, 0, 0};
@@ -1117,23 +1132,22 @@ static int set_steal(PyObject *o, int a, PyObject *v) {
 static int set_seq(PyObject *sc, Acc *c) { return set_steal(sc, A_SEQ, PyLong_FromLongLong(c->seq)); }
 
 static int acc_write(PyObject *sc, Acc *c) {
-    int r = 0;
-    r |= set_steal(sc, A_MESSAGES, PyLong_FromLongLong(c->messages));
-    r |= set_steal(sc, A_SYSTEM, PyLong_FromLongLong(c->system));
-    r |= set_seq(sc, c);
-    r |= set_steal(sc, A_EFFECTIVE, PyLong_FromLongLong(c->effective));
-    r |= set_steal(sc, A_UNKNOWN, PyLong_FromLongLong(c->unknown));
-    r |= set_steal(sc, A_UNDATED, PyLong_FromLongLong(c->undated));
-    r |= set_steal(sc, A_FLOOD, PyLong_FromLongLong(c->flood));
-    r |= set_steal(sc, A_EXP_EFF, PyFloat_FromDouble(c->exp_eff));
-    r |= set_steal(sc, A_EXP_ADS, PyFloat_FromDouble(c->exp_ads));
-    r |= PyObject_SetAttr(sc, S_NAMES[A_FIRST], c->first);
-    r |= PyObject_SetAttr(sc, S_NAMES[A_LAST], c->last);
-    r |= c->has_first_ts ? set_steal(sc, A_FIRST_TS, PyFloat_FromDouble(c->first_ts))
-                         : PyObject_SetAttr(sc, S_NAMES[A_FIRST_TS], Py_None);
-    r |= c->has_last_ts ? set_steal(sc, A_LAST_TS, PyFloat_FromDouble(c->last_ts))
-                        : PyObject_SetAttr(sc, S_NAMES[A_LAST_TS], Py_None);
-    return r ? -1 : 0;
+    /* stops at the first failure, its exception set */
+    if (set_steal(sc, A_MESSAGES, PyLong_FromLongLong(c->messages)) < 0 ||
+        set_steal(sc, A_SYSTEM, PyLong_FromLongLong(c->system)) < 0 || set_seq(sc, c) < 0 ||
+        set_steal(sc, A_EFFECTIVE, PyLong_FromLongLong(c->effective)) < 0 ||
+        set_steal(sc, A_UNKNOWN, PyLong_FromLongLong(c->unknown)) < 0 ||
+        set_steal(sc, A_UNDATED, PyLong_FromLongLong(c->undated)) < 0 ||
+        set_steal(sc, A_FLOOD, PyLong_FromLongLong(c->flood)) < 0 ||
+        set_steal(sc, A_EXP_EFF, PyFloat_FromDouble(c->exp_eff)) < 0 ||
+        set_steal(sc, A_EXP_ADS, PyFloat_FromDouble(c->exp_ads)) < 0 ||
+        PyObject_SetAttr(sc, S_NAMES[A_FIRST], c->first) < 0 || PyObject_SetAttr(sc, S_NAMES[A_LAST], c->last) < 0)
+        return -1;
+    if ((c->has_first_ts ? set_steal(sc, A_FIRST_TS, PyFloat_FromDouble(c->first_ts))
+                         : PyObject_SetAttr(sc, S_NAMES[A_FIRST_TS], Py_None)) < 0)
+        return -1;
+    return c->has_last_ts ? set_steal(sc, A_LAST_TS, PyFloat_FromDouble(c->last_ts))
+                          : PyObject_SetAttr(sc, S_NAMES[A_LAST_TS], Py_None);
 }
 
 /* list[i] += 1 for a list of ints */
@@ -1168,7 +1182,7 @@ static void slots_init(Slots *sl, PyObject *type) {
             PyErr_Clear();
             continue;
         }
-        if (Py_TYPE(d) == &PyMemberDescr_Type) {
+        if (Py_TYPE(d) == &PyMemberDescr_Type && PyType_IsSubtype(sl->type, PyDescr_TYPE(d))) {
             PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
             if (md->type == T_OBJECT_EX && !(md->flags & READONLY)) sl->off[a] = md->offset;
         }
@@ -1239,10 +1253,10 @@ static PyObject *timestamp(PyObject *t, PyObject *epoch_naive, PyObject *epoch_u
  * consts = (ad, question, on_topic, flood_kinds, flood_memory, missing, epoch_naive, epoch_utc,
  *           message_type, member_type) */
 static PyObject *native_add_batch(PyObject *self, PyObject *args) {
-    PyObject *sc, *batch, *index, *labels, *rel, *peff, *pad, *consts;
-    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!O!:add_batch", &sc, &PyList_Type, &batch, &PyList_Type, &index,
-                          &PyList_Type, &labels, &PyList_Type, &rel, &PyList_Type, &peff, &PyList_Type, &pad,
-                          &PyTuple_Type, &consts))
+    PyObject *sc, *lists[6], *consts;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!O!:add_batch", &sc, &PyList_Type, &lists[0], &PyList_Type, &lists[1],
+                          &PyList_Type, &lists[2], &PyList_Type, &lists[3], &PyList_Type, &lists[4], &PyList_Type,
+                          &lists[5], &PyTuple_Type, &consts))
         return NULL;
     PyObject *L_AD, *L_Q, *L_ON, *flood_kinds, *missing, *ep_naive, *ep_utc, *msg_type, *member_type;
     Py_ssize_t flood_memory;
@@ -1252,9 +1266,19 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
     Slots ms, mb_sl;
     slots_init(&ms, msg_type);
     slots_init(&mb_sl, member_type);
-    Py_ssize_t n = PyList_GET_SIZE(batch), nl = PyList_GET_SIZE(labels);
-    if (PyList_GET_SIZE(index) != n || PyList_GET_SIZE(rel) != nl || PyList_GET_SIZE(peff) != nl ||
-        PyList_GET_SIZE(pad) != nl) {
+    /* Tuples of the inputs, owned here: the scorer's methods called below cannot free a record,
+     * a label or a probability that is still in use. */
+    PyObject *tup[6] = {NULL};
+    for (int k = 0; k < 6; k++)
+        if ((tup[k] = PySequence_Tuple(lists[k])) == NULL) {
+            for (int j = 0; j < k; j++) Py_DECREF(tup[j]);
+            return NULL;
+        }
+    PyObject *batch = tup[0], *index = tup[1], *labels = tup[2], *rel = tup[3], *peff = tup[4], *pad = tup[5];
+    Py_ssize_t n = PyTuple_GET_SIZE(batch), nl = PyTuple_GET_SIZE(labels);
+    if (PyTuple_GET_SIZE(index) != n || PyTuple_GET_SIZE(rel) != nl || PyTuple_GET_SIZE(peff) != nl ||
+        PyTuple_GET_SIZE(pad) != nl) {
+        for (int k = 0; k < 6; k++) Py_DECREF(tup[k]);
         PyErr_SetString(PyExc_ValueError, "add_batch: lists differ in length");
         return NULL;
     }
@@ -1270,7 +1294,10 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
     c.exp_eff = get_d(sc, A_EXP_EFF, &err);
     c.exp_ads = get_d(sc, A_EXP_ADS, &err);
     double threshold = get_d(sc, A_THRESHOLD, &err), flood_s = get_d(sc, A_FLOOD_S, &err);
-    if (err) return NULL;
+    if (err) {
+        for (int k = 0; k < 6; k++) Py_DECREF(tup[k]);
+        return NULL;
+    }
     PyObject *fts = PyObject_GetAttr(sc, S_NAMES[A_FIRST_TS]), *lts = PyObject_GetAttr(sc, S_NAMES[A_LAST_TS]);
     c.first = PyObject_GetAttr(sc, S_NAMES[A_FIRST]);
     c.last = PyObject_GetAttr(sc, S_NAMES[A_LAST]);
@@ -1289,10 +1316,10 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
     if (PyErr_Occurred()) goto done;
 
     for (Py_ssize_t r = 0; r < n; r++) {
-        PyObject *msg = PyList_GET_ITEM(batch, r), *kind = NULL, *key = NULL, *member = NULL, *t = NULL, *ts = NULL,
+        PyObject *msg = PyTuple_GET_ITEM(batch, r), *kind = NULL, *key = NULL, *member = NULL, *t = NULL, *ts = NULL,
                  *day = NULL, *text = NULL, *reply_to = NULL;
         int ok = 0;
-        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(index, r));
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(index, r));
         if (i == -1 && PyErr_Occurred()) goto done;
         c.messages++;
         if (i >= nl) {
@@ -1300,18 +1327,18 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
             goto done;
         }
         if ((kind = fget(msg, &ms, A_KIND)) == NULL) goto done;
-        int is_system = i < 0 || (PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "system") == 0);
+        int is_system = i < 0 || PyTuple_GET_ITEM(labels, i) == Py_None ||
+                        (PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "system") == 0);
         if (is_system) {
             c.system++;
             Py_DECREF(kind);
             continue;
         }
-        PyObject *label = PyList_GET_ITEM(labels, i), *relv = PyList_GET_ITEM(rel, i),
-                 *pe = PyList_GET_ITEM(peff, i), *pa = PyList_GET_ITEM(pad, i);
+        PyObject *label = PyTuple_GET_ITEM(labels, i), *relv = PyTuple_GET_ITEM(rel, i),
+                 *pe = PyTuple_GET_ITEM(peff, i), *pa = PyTuple_GET_ITEM(pad, i);
         PyObject *count = PyDict_GetItemWithError(labels_d, label);
         if (count == NULL) {
-            if (!PyErr_Occurred()) {
-                acc_write(sc, &c);
+            if (!PyErr_Occurred() && acc_write(sc, &c) == 0) {
                 PyObject *x = PyObject_CallMethodOneArg(sc, S_NAMES[A_BAD_LABEL], label);
                 Py_XDECREF(x);
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unknown label");
@@ -1399,6 +1426,7 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
             }
             if ((ts = timestamp(t, ep_naive, ep_utc)) == NULL) goto msg_fail;
             double tsv = PyFloat_AsDouble(ts);
+            if (tsv == -1.0 && PyErr_Occurred()) goto msg_fail;
             if (!c.has_first_ts || tsv < c.first_ts) {
                 c.has_first_ts = 1;
                 c.first_ts = tsv;
@@ -1475,7 +1503,11 @@ static PyObject *native_add_batch(PyObject *self, PyObject *args) {
                             if (!flood) {
                                 double pv = PyFloat_AsDouble(prev);
                                 if (pv == -1.0 && PyErr_Occurred()) rc = -1;
-                                else flood = PyFloat_AsDouble(ts) - pv <= flood_s;
+                                else {
+                                    double now = PyFloat_AsDouble(ts);
+                                    if (now == -1.0 && PyErr_Occurred()) rc = -1;
+                                    else flood = now - pv <= flood_s;
+                                }
                             }
                             if (flood) c.flood++;
                         }
@@ -1550,6 +1582,7 @@ done:
     }
     Py_XDECREF(fts); Py_XDECREF(lts); Py_XDECREF(c.first); Py_XDECREF(c.last);
     Py_XDECREF(labels_d); Py_XDECREF(members); Py_XDECREF(open_days); Py_XDECREF(hour_m); Py_XDECREF(hour_e);
+    for (int k = 0; k < 6; k++) Py_DECREF(tup[k]);
     return result;
 }
 

@@ -447,6 +447,7 @@ class LinearClassifier:
         if missing:
             raise GroupscoreError(f"training data has no example of: {', '.join(sorted(missing))}")
         t0 = time.time()
+        self.__dict__.pop("_native_tabs", None)  # built from the weights this fit replaces
         texts = [e.text for e in examples]
         norms = [normalize(t) for t in texts]
         toks = [self.segmenter.cut_normalized(n) for n in norms]

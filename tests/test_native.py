@@ -331,3 +331,62 @@ def test_score_outputs_are_the_same_with_and_without_the_compiled_paths(tmp_path
         out[on] = (json.dumps(report, sort_keys=True, default=str), (d / "messages.jsonl").read_bytes())
     assert out[True] == out[False]
     assert len(out[True][1].splitlines()) > 100
+
+
+def test_review_cases_the_compiled_paths_must_survive():
+    """A callback that empties the caller's lists, a None label, -0.0 and non-float values,
+    and arrays of the wrong type: the same results as the Python paths, no crash, no leak."""
+    import sys
+    from datetime import datetime, timedelta, tzinfo
+
+    from classifier.base import LABELS, Topic
+    from classifier.pipeline import _SYSTEM_FRAGMENT, _fragment, _record_bytes
+    from classifier.records import Message
+    from classifier.scoring import _NATIVE_CONSTS, _ON_TOPIC, _QUESTION, GroupScorer
+
+    nat = native._compiled
+    victims: list[list] = []
+
+    class Clearing(tzinfo):
+        def utcoffset(self, dt):
+            for v in victims:
+                v.clear()
+            return timedelta(hours=8)
+
+    def batch():
+        return [Message(group="g", sender="a", text="x" * 50, time=datetime(2024, 1, 1, tzinfo=Clearing()))
+                for _ in range(3)]
+
+    msgs, frags = batch(), [b'"label":"ad"']
+    victims[:] = [msgs, frags]
+    assert nat.jsonl(msgs, [0, 0, 0], frags, _SYSTEM_FRAGMENT, Message, _record_bytes).count(b"\n") == 3
+    msgs, labels = batch(), ["on_topic"] * 3
+    victims[:] = [msgs, labels]
+    g = GroupScorer("g", Topic(description="x"))
+    assert nat.add_batch(g, msgs, [0, 1, 2], labels, [0.5] * 3, [0.9] * 3, [0.1] * 3, _NATIVE_CONSTS) == 3
+    victims.clear()
+
+    # a None label counts as a system record, as add_many reads it
+    a, b = GroupScorer("g", Topic(description="x")), GroupScorer("g", Topic(description="x"))
+    nat.add_batch(a, [Message(text="t", sender="s")], [0], [None], [0.5], [0.5], [0.5], _NATIVE_CONSTS)
+    b.add_many([(Message(text="t", sender="s"), None, 0.5, 0.5, 0.5)])
+    assert (a.messages, a.system) == (b.messages, b.system) == (1, 1)
+
+    # -0.0, ints and bools are written by the Python writer's rules
+    rows = [[-0.0, 0.5, 0.5, 0.0], [1, 0, 0, 0], [True, 0.0, 0.0, 0.0]]
+    got = nat.frags(["ad"] * 3, rows, [-0.0, 1, 0.5], [0.0, 1.0, 0.5], [None] * 3, 0.5, 0.75, LABELS, _ON_TOPIC,
+                    _QUESTION)
+    got = [f if f is not None else _fragment("ad", row, [0.0, 1.0, 0.5][i], None, 0.5, 0.75)
+           for i, (f, row) in enumerate(zip(got, rows))]
+    assert got[0].startswith(b'"label":"ad","probs":{"ad":-0.0,')
+    assert got[1].startswith(b'"label":"ad","probs":{"ad":1,') and got[2].startswith(b'"label":"ad","probs":{"ad":true,')
+    with pytest.raises(TypeError):
+        nat.frags(["ad"], [[0.5]], [0.5], [0.5], [None], 0.5, 0.75, (1,), _ON_TOPIC, _QUESTION)
+
+    # a wrongly typed array is refused without keeping a reference to it
+    wrong = np.zeros(10)
+    before = sys.getrefcount(wrong)
+    for _ in range(3):
+        with pytest.raises(TypeError):
+            nat.hash_table(wrong, np.zeros(10, np.int64), 5)
+    assert sys.getrefcount(wrong) == before
