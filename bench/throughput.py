@@ -291,7 +291,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"… {name}", file=sys.stderr, flush=True)
         results[name] = run_stage(name, a)
     anchor = results.get("anchor")
-    print(f"\nmachine: {machine()}\ninput: {', '.join(a.inputs)}\n")
+    from classifier import native
+
+    compiled = ("on" if native.module() is not None else "off (GROUPSCORE_NATIVE=0)") if native.built() \
+        else "not built (no C compiler at install?)"
+    print(f"\nmachine: {machine()}\ncompiled inner loops: {compiled}\ninput: {', '.join(a.inputs)}\n")
     print("| stage | messages | seconds | messages/s | × anchor | CPU s | peak RSS MB (main + largest worker) "
           "| peak PSS MB (all processes) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
