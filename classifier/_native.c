@@ -1082,7 +1082,7 @@ static PyObject *native_cues(PyObject *self, PyObject *args) {
 /* ------------------------------------------------------------------ group accounting */
 
 static PyObject *S_NAMES[40];
-static PyObject *ONE;
+static PyObject *ONE, *S_SYSTEM;
 enum {
     A_LABELS, A_MEMBERS, A_OPEN_DAYS, A_HOUR_M, A_HOUR_E, A_THRESHOLD, A_FLOOD_S, A_MESSAGES, A_SYSTEM, A_SEQ,
     A_EFFECTIVE, A_EXP_EFF, A_EXP_ADS, A_UNKNOWN, A_UNDATED, A_FLOOD, A_FIRST, A_LAST, A_FIRST_TS, A_LAST_TS,
@@ -1586,12 +1586,60 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ distinct texts */
+
+/* distinct(batch, message_type) -> (index, texts): scoring.distinct_index. */
+static PyObject *native_distinct(PyObject *self, PyObject *args) {
+    PyObject *batch_l, *mtype;
+    if (!PyArg_ParseTuple(args, "O!O:distinct", &PyList_Type, &batch_l, &mtype)) return NULL;
+    Slots ms;
+    slots_init(&ms, mtype);
+    PyObject *batch = PySequence_Tuple(batch_l), *seen = PyDict_New(), *index = PyList_New(0), *texts = PyList_New(0);
+    PyObject *res = NULL;
+    if (!batch || !seen || !index || !texts) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(batch);
+    for (Py_ssize_t r = 0; r < n; r++) {
+        PyObject *m = PyTuple_GET_ITEM(batch, r);
+        PyObject *kind = fget(m, &ms, A_KIND);
+        if (kind == NULL) goto done;
+        int sys = PyUnicode_Check(kind) ? PyUnicode_CompareWithASCIIString(kind, "system") == 0
+                                        : PyObject_RichCompareBool(kind, S_SYSTEM, Py_EQ);
+        Py_DECREF(kind);
+        if (sys < 0) goto done;
+        PyObject *pos;
+        if (sys) {
+            pos = PyLong_FromLong(-1);
+        } else {
+            PyObject *text = fget(m, &ms, A_TEXT);
+            if (text == NULL) goto done;
+            pos = PyDict_GetItemWithError(seen, text);
+            if (pos != NULL) {
+                Py_INCREF(pos);
+            } else if (!PyErr_Occurred()) {
+                pos = PyLong_FromSsize_t(PyList_GET_SIZE(texts));
+                if (pos != NULL && (PyDict_SetItem(seen, text, pos) < 0 || PyList_Append(texts, text) < 0))
+                    Py_CLEAR(pos);
+            }
+            Py_DECREF(text);
+        }
+        if (pos == NULL) goto done;
+        int rc = PyList_Append(index, pos);
+        Py_DECREF(pos);
+        if (rc < 0) goto done;
+    }
+    res = PyTuple_Pack(2, index, texts);
+done:
+    Py_XDECREF(batch); Py_XDECREF(seen); Py_XDECREF(index); Py_XDECREF(texts);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut) -> tuple of tokens"},
     {"hash_table", native_hash_table, METH_VARARGS, "hash_table(keys, cols, bits) -> bytes"},
     {"add_batch", native_add_batch, METH_VARARGS, "add_batch(scorer, batch, index, labels, rel, p_eff, p_ad, consts) -> int"},
     {"cue_spec", native_cue_spec, METH_VARARGS, "cue_spec(q_word, q_start, ad_word, trade, phatic, laugh, qf_head, qf_tail, only, tokens) -> capsule"},
     {"cues", native_cues, METH_VARARGS, "cues(norms, spec, out) -> None"},
+    {"distinct", native_distinct, METH_VARARGS, "distinct(batch, message_type) -> (index, texts)"},
     {"frags", native_frags, METH_VARARGS, "frags(labels, rows, rel4, rel, p_eff, threshold, sure_bar, names, on_topic, question) -> list"},
     {"jsonl", native_jsonl, METH_VARARGS, "jsonl(batch, index, frags, system_frag, message_type, fallback) -> bytes"},
     {"xw", native_xw, METH_VARARGS, "xw(...) -> 0, or -1 if a term frequency is past the log table"},
@@ -1605,7 +1653,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyDateTimeAPI == NULL) return NULL;
     for (int f = 0; f < 8; f++)
         if ((F_NAMES[f] = PyUnicode_InternFromString(F_KEYS[f])) == NULL) return NULL;
-    if ((ONE = PyLong_FromLong(1)) == NULL) return NULL;
+    if ((ONE = PyLong_FromLong(1)) == NULL || (S_SYSTEM = PyUnicode_InternFromString("system")) == NULL) return NULL;
     for (int a = 0; a < A_N; a++)
         if ((S_NAMES[a] = PyUnicode_InternFromString(S_STR[a])) == NULL) return NULL;
     return PyModule_Create(&module);

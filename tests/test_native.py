@@ -390,3 +390,15 @@ def test_review_cases_the_compiled_paths_must_survive():
         with pytest.raises(TypeError):
             nat.hash_table(wrong, np.zeros(10, np.int64), 5)
     assert sys.getrefcount(wrong) == before
+
+
+def test_compiled_distinct_index_equals_the_python_one(switch):
+    from classifier.scoring import distinct_index
+
+    rows = [m for m, *_ in _chat_rows(3000, 4)]
+    switch(False)
+    want = distinct_index(rows)
+    switch(True)
+    got = distinct_index(rows)
+    assert got == want and -1 in got[0] and len(got[1]) < len(rows)
+    assert all(a is b for a, b in zip(got[1], want[1]))  # the first-seen text objects
