@@ -41,6 +41,7 @@ _TOKEN_SPLIT = re.compile("([" + "".join(sorted(TOKEN_CHARS)) + "])")
 _PERIODIC = re.compile(r"(.{1,4})\1\1")
 # typed-token character -> its token, for the compiled cut
 _TOKEN_OF = {ch: f"<{name}>" for ch, name in TOKEN_NAMES.items()}
+assert all("\ue000" <= ch <= "\uf8ff" for ch in _TOKEN_OF), "the compiled cut looks for typed tokens in U+E000–F8FF"
 # Cache bounds (entries): flat memory on long exports. Segmentation results of whole texts,
 # HMM cuts of unknown-character runs, jieba cuts of tie-prone blocks.
 SEGMENT_CACHE = 20_000

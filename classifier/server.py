@@ -517,6 +517,7 @@ def warm_up(classifier: Classifier) -> None:
     """One throwaway prediction, so lazy start-up work (e.g. jieba building its dictionary,
     about a second) happens before the port opens rather than in the first user's request."""
     classifier.predict(["预热一下：有人在吗？"], topic=None)
+    classifier.predict_proba(["预热一下：有人在吗？"], topic=None)  # the batch path's tables (score)
 
 
 def app_from_env() -> FastAPI:
