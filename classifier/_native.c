@@ -61,6 +61,83 @@ static void rel_buf(Buf *b) {
     b->held = 0;
 }
 
+/* ------------------------------------------------------------------ attribute access */
+
+/* Attribute names, interned once (module init). */
+static PyObject *S_NAMES[42];
+static PyObject *ONE, *S_SYSTEM;
+enum {
+    A_LABELS, A_MEMBERS, A_OPEN_DAYS, A_HOUR_M, A_HOUR_E, A_THRESHOLD, A_FLOOD_S, A_MESSAGES, A_SYSTEM, A_SEQ,
+    A_EFFECTIVE, A_EXP_EFF, A_EXP_ADS, A_UNKNOWN, A_UNDATED, A_FLOOD, A_FIRST, A_LAST, A_FIRST_TS, A_LAST_TS,
+    A_HAS_REPLY, A_OPEN, A_NEW_MEMBER, A_OPEN_DAY, A_TRACK, A_ADD_Q, A_BAD_LABEL, A_KEY, A_COUNT_MSG, A_COUNT_EFF,
+    A_BEST, A_ADS, A_RECENT, A_SENDER, A_SENDER_ID, A_TIME, A_TEXT, A_KIND, A_REPLY_TO, A_STRIP, A_GROUP, A_MSG_ID, A_N
+};
+static const char *S_STR[A_N] = {
+    "labels", "_members", "_open_days", "_hour_messages", "_hour_effective", "relevance_threshold", "_flood_s",
+    "messages", "system", "_seq", "effective", "expected_effective", "expected_ads", "unknown_sender", "undated",
+    "flood", "_first", "_last", "_first_ts", "_last_ts", "_has_reply_data", "_open", "_new_member", "_open_day",
+    "_track_answers", "_add_question", "_unknown_label", "key", "messages", "effective", "best", "ads", "recent",
+    "sender", "sender_id", "time", "text", "kind", "reply_to", "strip", "group", "msg_id"};
+
+/* Plain object slots of a class (its __slots__), read and written at their offsets; any other
+ * attribute, or an object of another class, goes through getattr / setattr. */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t off[A_N];
+} Slots;
+
+static void slots_init(Slots *sl, PyObject *type) {
+    sl->type = PyType_Check(type) ? (PyTypeObject *)type : NULL;
+    for (int a = 0; a < A_N; a++) {
+        sl->off[a] = -1;
+        if (sl->type == NULL) continue;
+        PyObject *d = PyObject_GetAttr(type, S_NAMES[a]);
+        if (d == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (Py_TYPE(d) == &PyMemberDescr_Type && PyType_IsSubtype(sl->type, PyDescr_TYPE(d))) {
+            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
+            if (md->type == T_OBJECT_EX && !(md->flags & READONLY)) sl->off[a] = md->offset;
+        }
+        Py_DECREF(d);
+    }
+}
+
+static PyObject *fget(PyObject *o, const Slots *sl, int a) {
+    if (Py_TYPE(o) == sl->type && sl->off[a] >= 0) {
+        PyObject *v = *(PyObject **)((char *)o + sl->off[a]);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(o, S_NAMES[a]);
+}
+
+/* o.a = v (v stolen) */
+static int fset_steal(PyObject *o, const Slots *sl, int a, PyObject *v) {
+    if (v == NULL) return -1;
+    if (Py_TYPE(o) == sl->type && sl->off[a] >= 0) {
+        PyObject **at = (PyObject **)((char *)o + sl->off[a]);
+        PyObject *old = *at;
+        *at = v;
+        Py_XDECREF(old);
+        return 0;
+    }
+    int r = PyObject_SetAttr(o, S_NAMES[a], v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int finc(PyObject *o, const Slots *sl, int a) {
+    PyObject *v = fget(o, sl, a);
+    if (v == NULL) return -1;
+    PyObject *w = PyNumber_Add(v, ONE);
+    Py_DECREF(v);
+    return fset_steal(o, sl, a, w);
+}
+
 /* ------------------------------------------------------------------ segmentation glue */
 
 static int is_block_char(Py_UCS4 c) {
@@ -664,8 +741,8 @@ static int out_time(Out *o, PyObject *t) {
     return out_put(o, buf, k);
 }
 
-static PyObject *F_NAMES[8];
-static const char *F_KEYS[8] = {"group", "sender", "sender_id", "time", "text", "kind", "msg_id", "reply_to"};
+/* The Message fields in declaration order: the keys of a messages.jsonl record. */
+static const int JSONL_FIELDS[8] = {A_GROUP, A_SENDER, A_SENDER_ID, A_TIME, A_TEXT, A_KIND, A_MSG_ID, A_REPLY_TO};
 
 /* jsonl(batch, index, frags, system_frag, message_type, fallback) -> bytes: one line per record,
  * each ending in a newline: {<the record's fields>,<frag>}. fallback(m, frag) -> bytes writes a
@@ -686,22 +763,8 @@ static PyObject *native_jsonl(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "jsonl: batch and index differ in length");
         goto fail;
     }
-    /* The fields of a slots dataclass are member descriptors: read at their offsets, as the
-     * interpreter does (a field that is not a plain object slot is read by name). */
-    Py_ssize_t offs[8];
-    for (int f = 0; f < 8; f++) {
-        offs[f] = -1;
-        PyObject *d = PyType_Check(mtype) ? PyObject_GetAttr(mtype, F_NAMES[f]) : NULL;
-        if (d == NULL) {
-            PyErr_Clear();
-            continue;
-        }
-        if (Py_TYPE(d) == &PyMemberDescr_Type && PyType_IsSubtype((PyTypeObject *)mtype, PyDescr_TYPE(d))) {
-            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
-            if (md->type == T_OBJECT_EX) offs[f] = md->offset;
-        }
-        Py_DECREF(d);
-    }
+    Slots ms;
+    slots_init(&ms, mtype);
     for (Py_ssize_t r = 0; r < n; r++) {
         PyObject *m = PyTuple_GET_ITEM(batch, r);
         Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(index, r));
@@ -718,13 +781,12 @@ static PyObject *native_jsonl(PyObject *self, PyObject *args) {
         Py_ssize_t start = o.n;
         int plain = (PyObject *)Py_TYPE(m) == mtype;
         for (int f = 0; f < 8 && plain; f++) {
-            if (out_put(&o, f ? ",\"" : "{\"", 2) < 0 || out_put(&o, F_KEYS[f], strlen(F_KEYS[f])) < 0 ||
-                out_put(&o, "\":", 2) < 0)
+            const char *key = S_STR[JSONL_FIELDS[f]];
+            if (out_put(&o, f ? ",\"" : "{\"", 2) < 0 || out_put(&o, key, strlen(key)) < 0 || out_put(&o, "\":", 2) < 0)
                 goto fail;
-            PyObject *v = offs[f] >= 0 ? *(PyObject **)((char *)m + offs[f]) : NULL;
-            if (v != NULL) Py_INCREF(v);
-            else if ((v = PyObject_GetAttr(m, F_NAMES[f])) == NULL) goto fail;
-            int rc = f == 3 ? out_time(&o, v) : (PyUnicode_CheckExact(v) ? out_str(&o, v) : 1);
+            PyObject *v = fget(m, &ms, JSONL_FIELDS[f]);
+            if (v == NULL) goto fail;
+            int rc = JSONL_FIELDS[f] == A_TIME ? out_time(&o, v) : (PyUnicode_CheckExact(v) ? out_str(&o, v) : 1);
             Py_DECREF(v);
             if (rc < 0) goto fail;
             if (rc > 0) plain = 0;
@@ -1081,21 +1143,6 @@ static PyObject *native_cues(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ group accounting */
 
-static PyObject *S_NAMES[40];
-static PyObject *ONE, *S_SYSTEM;
-enum {
-    A_LABELS, A_MEMBERS, A_OPEN_DAYS, A_HOUR_M, A_HOUR_E, A_THRESHOLD, A_FLOOD_S, A_MESSAGES, A_SYSTEM, A_SEQ,
-    A_EFFECTIVE, A_EXP_EFF, A_EXP_ADS, A_UNKNOWN, A_UNDATED, A_FLOOD, A_FIRST, A_LAST, A_FIRST_TS, A_LAST_TS,
-    A_HAS_REPLY, A_OPEN, A_NEW_MEMBER, A_OPEN_DAY, A_TRACK, A_ADD_Q, A_BAD_LABEL, A_KEY, A_COUNT_MSG, A_COUNT_EFF,
-    A_BEST, A_ADS, A_RECENT, A_SENDER, A_SENDER_ID, A_TIME, A_TEXT, A_KIND, A_REPLY_TO, A_STRIP, A_N
-};
-static const char *S_STR[A_N] = {
-    "labels", "_members", "_open_days", "_hour_messages", "_hour_effective", "relevance_threshold", "_flood_s",
-    "messages", "system", "_seq", "effective", "expected_effective", "expected_ads", "unknown_sender", "undated",
-    "flood", "_first", "_last", "_first_ts", "_last_ts", "_has_reply_data", "_open", "_new_member", "_open_day",
-    "_track_answers", "_add_question", "_unknown_label", "key", "messages", "effective", "best", "ads", "recent",
-    "sender", "sender_id", "time", "text", "kind", "reply_to", "strip"};
-
 typedef struct {
     long long messages, system, seq, effective, unknown, undated, flood;
     double exp_eff, exp_ads;
@@ -1165,65 +1212,6 @@ static int list_inc(PyObject *list, Py_ssize_t i) {
 static int str_true(PyObject *v) { return v != NULL && PyUnicode_Check(v) ? PyUnicode_GET_LENGTH(v) > 0 : PyObject_IsTrue(v); }
 
 
-/* Plain object slots of a class (its __slots__), read and written at their offsets; any other
- * attribute, or an object of another class, goes through getattr / setattr. */
-typedef struct {
-    PyTypeObject *type;
-    Py_ssize_t off[A_N];
-} Slots;
-
-static void slots_init(Slots *sl, PyObject *type) {
-    sl->type = PyType_Check(type) ? (PyTypeObject *)type : NULL;
-    for (int a = 0; a < A_N; a++) {
-        sl->off[a] = -1;
-        if (sl->type == NULL) continue;
-        PyObject *d = PyObject_GetAttr(type, S_NAMES[a]);
-        if (d == NULL) {
-            PyErr_Clear();
-            continue;
-        }
-        if (Py_TYPE(d) == &PyMemberDescr_Type && PyType_IsSubtype(sl->type, PyDescr_TYPE(d))) {
-            PyMemberDef *md = ((PyMemberDescrObject *)d)->d_member;
-            if (md->type == T_OBJECT_EX && !(md->flags & READONLY)) sl->off[a] = md->offset;
-        }
-        Py_DECREF(d);
-    }
-}
-
-static PyObject *fget(PyObject *o, const Slots *sl, int a) {
-    if (Py_TYPE(o) == sl->type && sl->off[a] >= 0) {
-        PyObject *v = *(PyObject **)((char *)o + sl->off[a]);
-        if (v != NULL) {
-            Py_INCREF(v);
-            return v;
-        }
-    }
-    return PyObject_GetAttr(o, S_NAMES[a]);
-}
-
-/* o.a = v (v stolen) */
-static int fset_steal(PyObject *o, const Slots *sl, int a, PyObject *v) {
-    if (v == NULL) return -1;
-    if (Py_TYPE(o) == sl->type && sl->off[a] >= 0) {
-        PyObject **at = (PyObject **)((char *)o + sl->off[a]);
-        PyObject *old = *at;
-        *at = v;
-        Py_XDECREF(old);
-        return 0;
-    }
-    int r = PyObject_SetAttr(o, S_NAMES[a], v);
-    Py_DECREF(v);
-    return r;
-}
-
-static int finc(PyObject *o, const Slots *sl, int a) {
-    PyObject *v = fget(o, sl, a);
-    if (v == NULL) return -1;
-    PyObject *w = PyNumber_Add(v, ONE);
-    Py_DECREF(v);
-    return fset_steal(o, sl, a, w);
-}
-
 static long long days_from_civil(long long y, unsigned m, unsigned d) {
     y -= m <= 2;
     const long long era = (y >= 0 ? y : y - 399) / 400;
@@ -1250,18 +1238,18 @@ static PyObject *timestamp(PyObject *t, PyObject *epoch_naive, PyObject *epoch_u
 }
 
 /* add_batch(scorer, batch, index, labels, rel, p_eff, p_ad, consts) -> number effective.
- * consts = (ad, question, on_topic, flood_kinds, flood_memory, missing, epoch_naive, epoch_utc,
- *           message_type, member_type) */
+ * consts = (ad, question, on_topic, flood_kinds, flood_memory, epoch_naive, epoch_utc, message_type,
+ *           member_type) */
 static PyObject *native_add_batch(PyObject *self, PyObject *args) {
     PyObject *sc, *lists[6], *consts;
     if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!O!:add_batch", &sc, &PyList_Type, &lists[0], &PyList_Type, &lists[1],
                           &PyList_Type, &lists[2], &PyList_Type, &lists[3], &PyList_Type, &lists[4], &PyList_Type,
                           &lists[5], &PyTuple_Type, &consts))
         return NULL;
-    PyObject *L_AD, *L_Q, *L_ON, *flood_kinds, *missing, *ep_naive, *ep_utc, *msg_type, *member_type;
+    PyObject *L_AD, *L_Q, *L_ON, *flood_kinds, *ep_naive, *ep_utc, *msg_type, *member_type;
     Py_ssize_t flood_memory;
-    if (!PyArg_ParseTuple(consts, "UUUO!nOOOOO:add_batch consts", &L_AD, &L_Q, &L_ON, &PyFrozenSet_Type, &flood_kinds,
-                          &flood_memory, &missing, &ep_naive, &ep_utc, &msg_type, &member_type))
+    if (!PyArg_ParseTuple(consts, "UUUO!nOOOO:add_batch consts", &L_AD, &L_Q, &L_ON, &PyFrozenSet_Type, &flood_kinds,
+                          &flood_memory, &ep_naive, &ep_utc, &msg_type, &member_type))
         return NULL;
     Slots ms, mb_sl;
     slots_init(&ms, msg_type);
@@ -1651,8 +1639,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Compiled 
 PyMODINIT_FUNC PyInit__native(void) {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) return NULL;
-    for (int f = 0; f < 8; f++)
-        if ((F_NAMES[f] = PyUnicode_InternFromString(F_KEYS[f])) == NULL) return NULL;
     if ((ONE = PyLong_FromLong(1)) == NULL || (S_SYSTEM = PyUnicode_InternFromString("system")) == NULL) return NULL;
     for (int a = 0; a < A_N; a++)
         if ((S_NAMES[a] = PyUnicode_InternFromString(S_STR[a])) == NULL) return NULL;

@@ -86,19 +86,18 @@ def cue_matrix(norms: list[str]) -> np.ndarray:
     """
     n_rows = len(norms)
     lens = np.fromiter(map(len, norms), dtype=np.int64, count=n_rows)
+    out = np.empty((n_rows, len(NAMES)), dtype=np.float64)
+    out[:, 0] = np.log1p(lens) / 5.0
+    out[:, 1] = lens <= 2
+    out[:, 2] = lens >= 40
     nat = native.module()
-    if nat is not None and n_rows and type(norms) is list:
+    spec = _native_spec(nat) if nat is not None and n_rows and type(norms) is list else None
+    if spec is not None:
         # the same values from the compiled scan (tests/test_native.py)
-        out = np.empty((n_rows, len(NAMES)), dtype=np.float64)
-        out[:, 0] = np.log1p(lens) / 5.0
-        out[:, 1] = lens <= 2
-        out[:, 2] = lens >= 40
-        spec = _native_spec(nat)
-        if spec is not None:
-            block = np.empty((n_rows, len(NAMES) - 3), dtype=np.float64)
-            nat.cues(norms, spec, block)
-            out[:, 3:] = block
-            return out.astype(np.float32)
+        block = np.empty((n_rows, len(NAMES) - 3), dtype=np.float64)
+        nat.cues(norms, spec, block)
+        out[:, 3:] = block
+        return out.astype(np.float32)
     con, url, price, mention, num = T["CONTACT"], T["URL"], T["PRICE"], T["MENTION"], T["NUM"]
     qq, phone, wxid = _ACCOUNT
     q_final, q_word, q_start = _Q_FINAL.search, _Q_WORD.search, _Q_START.search
@@ -129,10 +128,6 @@ def cue_matrix(norms: list[str]) -> np.ndarray:
             (s.count(num) + sum(map(isdigit, s))) / m,
             cjk(s) is None,
         ))
-    out = np.empty((n_rows, len(NAMES)), dtype=np.float64)
-    out[:, 0] = np.log1p(lens) / 5.0
-    out[:, 1] = lens <= 2
-    out[:, 2] = lens >= 40
     if n_rows:
         out[:, 3:] = np.array(rows, dtype=np.float64)
     return out.astype(np.float32)

@@ -84,6 +84,13 @@ def _lookup(keys_sorted: np.ndarray, key_cols: np.ndarray, keys: np.ndarray) -> 
     return np.where(keys_sorted[pos] == keys, key_cols[pos], -1)
 
 
+def _token_ids(tok_id: dict[str, int], toks: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens per text, and every token's id in the word table (-1: not in it), flat."""
+    lens = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
+    ids = np.fromiter(map(tok_id.get, chain.from_iterable(toks), repeat(-1)), dtype=np.int64, count=int(lens.sum()))
+    return lens, ids
+
+
 def _word_ngrams(tokens: Sequence[str]) -> list[str]:
     out = list(tokens)
     out.extend(f"{a} {b}" for a, b in zip(tokens, tokens[1:]))
@@ -194,11 +201,9 @@ class _Vocab:
             return self.transform_coo([_word_ngrams(t) for t in toks])
         tok_id, uni_col, keys_sorted, key_cols = table
         n = len(toks)
-        lens = np.fromiter(map(len, toks), dtype=np.int64, count=n)
-        total = int(lens.sum())
-        if not total:
+        lens, ids = _token_ids(tok_id, toks)
+        if not len(ids):
             return self._tfidf(np.zeros(0, np.int64), np.zeros(0, np.int64), n)
-        ids = np.fromiter(map(tok_id.get, chain.from_iterable(toks), repeat(-1)), dtype=np.int64, count=total)
         doc = np.repeat(np.arange(n, dtype=np.int64), lens)
         known = ids >= 0
         ucols = np.where(known, uni_col[np.where(known, ids, 0)], -1)
@@ -310,11 +315,6 @@ class LinearClassifier:
         norms = [normalize(t if len(t) <= cap else t[:cap]) for t in texts]
         return norms, [self.segmenter.cut_normalized(n) for n in norms]
 
-    def _text_features(self, texts: Sequence[str]):
-        """(normalised texts, tokens, sparse n-gram + cue matrix, dense semantic block)."""
-        norms, toks = self._norms_toks(texts)
-        return norms, toks, self._assemble(norms, toks), self._dense(toks)
-
     def _dense(self, toks) -> np.ndarray:
         """The semantic block: (n, dim) scaled word-vector means; (n, 0) for a model without vectors."""
         if self.embeddings_ is None:
@@ -331,7 +331,7 @@ class LinearClassifier:
         nc, nw = len(self.char_vocab_.index), len(self.word_vocab_.index)
         dc, (rc, cc) = self.char_vocab_.char_coo(norms, lo, hi)
         dw, (rw, cw) = self.word_vocab_.word_coo(toks)
-        q = cue_matrix(norms) * np.float32(self.cue_scale)
+        q = self._cues(norms)
         rq, cq = np.nonzero(q)
         data = np.concatenate([dc, dw, q[rq, cq].astype(np.float32)])
         rows = np.concatenate([rc, rw, rq.astype(np.int32)])
@@ -341,14 +341,17 @@ class LinearClassifier:
         np.cumsum(np.bincount(rows, minlength=len(norms)), out=indptr[1:])
         return sp.csr_matrix((data[order], cols[order], indptr), shape=(len(norms), nc + nw + len(CUE_NAMES)))
 
+    def _cues(self, norms) -> np.ndarray:
+        return cue_matrix(norms) * np.float32(self.cue_scale)
+
     def _domain_probs(self, X: sp.csr_matrix, D: np.ndarray) -> np.ndarray:
         """P(domain | text) over the learned domains plus "none" (last column)."""
         return _softmax(_dot_blocks((X, D), self._t("dom_coef_")) + self.dom_intercept_)
 
-    def _xw(self, norms: list[str], toks, X: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
-        """``X @ W`` for the label and the domain weights (n-gram and cue rows): from ``X`` when
-        it is built, else compiled without building it (bit-identical, tests/test_native.py)."""
-        nx = self.coef_.shape[1] - self._dense_dim() - len(REL_NAMES)
+    def _xw(self, norms: list[str], toks, X: sp.csr_matrix | None, nx: int) -> tuple[np.ndarray, np.ndarray]:
+        """``X @ W`` for the label and the domain weights (their first ``nx`` rows: n-grams and
+        cues): from ``X`` when it is built, else compiled without building it (bit-identical,
+        tests/test_native.py)."""
         if X is None:
             hit = self._native_xw(norms, toks, nx)
             if hit is not None:
@@ -370,12 +373,11 @@ class LinearClassifier:
             return None
         ctab, cbits, tok_id, uni_col, ptab, pbits, W, logtab = tabs
         lo, hi = self.char_range
-        lens = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
-        ids = np.fromiter(map(tok_id.get, chain.from_iterable(toks), repeat(-1)), dtype=np.int64, count=int(lens.sum()))
-        q = cue_matrix(norms) * np.float32(self.cue_scale)
+        lens, ids = _token_ids(tok_id, toks)
+        q = self._cues(norms)
         out = np.zeros((len(norms), W.shape[1]), dtype=W.dtype)
         nc, nw = len(self.char_vocab_.index), len(self.word_vocab_.index)
-        if nat.xw(list(norms), lo, hi, ctab, cbits, self.char_vocab_.idf, ids, lens, uni_col, ptab, pbits,
+        if nat.xw(norms, lo, hi, ctab, cbits, self.char_vocab_.idf, ids, lens, uni_col, ptab, pbits,
                   self.word_vocab_.idf, q, W, nc, nw, logtab, out) != 0:
             return None  # a term frequency past the log table (a huge repetitive text)
         k = self.coef_.shape[0]
@@ -422,11 +424,8 @@ class LinearClassifier:
             hit = cache[topic] = domain_match(self.domains_, self.topic_model_, topic)
         return hit
 
-    def _rel_features(self, X: sp.csr_matrix, D: np.ndarray, toks, norms, topic: Topic | None) -> np.ndarray:
-        """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
-        return self._rel_from(self._domain_probs(X, D), toks, norms, topic)
-
     def _rel_from(self, dom_probs: np.ndarray, toks, norms, topic: Topic | None) -> np.ndarray:
+        """Raw relevance features: P(a domain of this topic | text) and keyword matches."""
         m = self._topic_domains(topic)
         kw = self.topic_model_.relevance_features(toks, topic, norms)
         return _rel_matrix(dom_probs[:, :-1] @ m, float(m.max(initial=0.0)), kw)
@@ -636,9 +635,9 @@ class LinearClassifier:
         D = self._dense(toks)
         # The same sums as _dot_blocks((X, D, R), W), in its order, with X @ W computed once for
         # the label and the domain weights (compiled, without X, when X is not needed).
-        zx, dx = self._xw(norms, toks, X)
         coef_t, dom_t, nd = self._t("coef_"), self._t("dom_coef_"), D.shape[1]
         nx = coef_t.shape[0] - nd - len(REL_NAMES)
+        zx, dx = self._xw(norms, toks, X, nx)
         dom = _softmax((dx + D @ dom_t[nx:nx + nd]) + self.dom_intercept_)
         R = self._rel_from(dom, toks, norms, t)
         rel = self._relevance_from(R)

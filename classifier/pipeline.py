@@ -52,9 +52,8 @@ from .base import DEFAULT_RELEVANCE_THRESHOLD, LABELS, Classifier, GroupscoreErr
 from .context import ContextStream
 from .formats.common import SCORED_CSV_COLUMNS, guard_cell
 from .records import Message
-from .scoring import _ON_TOPIC, _QUESTION, _SURE_TOLERANCE
-from .scoring import (INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer, PredictionCache, _predict_checked,
-                      aggregate, classify_batch, context_close, context_push, distinct_index,
+from .scoring import (_ON_TOPIC, _QUESTION, _SURE_TOLERANCE, INDUCE_MESSAGES, TOPIC_KINDS, ClassifiedBatch, GroupScorer,
+                      PredictionCache, _predict_checked, aggregate, classify_batch, context_close, context_push, distinct_index,
                       effective_probability, is_effective, is_sure, member_settings, pack_rows, resolve_topic,
                       unpack_rows)
 

@@ -271,8 +271,7 @@ class _Member:
 
 
 # what the compiled add_many needs to know (native.add_batch)
-_NATIVE_CONSTS = (_AD, _QUESTION, _ON_TOPIC, FLOOD_KINDS, FLOOD_MEMORY, _MISSING, _EPOCH_NAIVE, _EPOCH_UTC, Message,
-                  _Member)
+_NATIVE_CONSTS = (_AD, _QUESTION, _ON_TOPIC, FLOOD_KINDS, FLOOD_MEMORY, _EPOCH_NAIVE, _EPOCH_UTC, Message, _Member)
 
 
 class _Question:

@@ -280,7 +280,8 @@ def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     D = _ref_dense(clf, toks)
     # The relevance math is not part of the fast path: computed as the model defines it, from the
     # reference feature matrix (its domain classifier reads the n-gram, cue and semantic columns).
-    rel = clf._rel_features(X.astype(np.float32).tocsr(), D.astype(np.float32), toks, norms, t) * clf.rel_scale
+    rel = clf._rel_from(clf._domain_probs(X.astype(np.float32).tocsr(), D.astype(np.float32)), toks, norms, t) \
+        * clf.rel_scale
     X = sp.hstack([X, sp.csr_matrix(D), sp.csr_matrix(rel)], format="csr")
     # the model divides its logits by a fitted temperature (calibration); arg-max is unchanged
     return (X @ clf.coef_.T.astype(np.float64) + clf.intercept_) / getattr(clf, "temperature_", 1.0)
