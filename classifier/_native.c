@@ -434,6 +434,24 @@ typedef struct {
     Py_ssize_t nlog;
 } Dot;
 
+/* y += a * W[row] (one CSR entry), in the weights' width, as scipy's product accumulates */
+static void add_row(float a, Py_ssize_t row, const Dot *d, float *y, double *yd) {
+    if (y) {
+        const float *w = d->W + row * d->K;
+        for (Py_ssize_t k = 0; k < d->K; k++) {
+            float p = a * w[k];
+            y[k] = y[k] + p;
+        }
+    } else {
+        const double *w = d->Wd + row * d->K;
+        double ad = (double)a;
+        for (Py_ssize_t k = 0; k < d->K; k++) {
+            double p = ad * w[k];
+            yd[k] = yd[k] + p;
+        }
+    }
+}
+
 /* One block of one text: cols (unsorted, repeated = term frequency) -> sorted TF-IDF entries,
  * L2-normalised as linear._Vocab._tfidf does, each added to y (float32 or float64 accumulate). */
 static int add_block(int32_t *cols, Py_ssize_t n, const float *idf, Py_ssize_t offset, const Dot *d, float *y,
@@ -455,24 +473,7 @@ static int add_block(int32_t *cols, Py_ssize_t n, const float *idf, Py_ssize_t o
         i = j;
     }
     float norm = (float)sqrt(sq);
-    for (Py_ssize_t i = 0; i < u; i++) {
-        float a = vals[i] / norm;
-        Py_ssize_t row = (offset + cols[i]) * d->K;
-        if (y) {
-            const float *w = d->W + row;
-            for (Py_ssize_t k = 0; k < d->K; k++) {
-                float p = a * w[k];
-                y[k] = y[k] + p;
-            }
-        } else {
-            const double *w = d->Wd + row;
-            double ad = (double)a;
-            for (Py_ssize_t k = 0; k < d->K; k++) {
-                double p = ad * w[k];
-                yd[k] = yd[k] + p;
-            }
-        }
-    }
+    for (Py_ssize_t i = 0; i < u; i++) add_row(vals[i] / norm, offset + cols[i], d, y, yd);
     return 0;
 }
 
@@ -584,19 +585,7 @@ static PyObject *native_xw(PyObject *self, PyObject *args) {
         /* cue block: the non-zero values of the dense cue row, in column order */
         for (Py_ssize_t j = 0; j < nq; j++) {
             float a = qp[r * nq + j];
-            if (a == 0.0f) continue;
-            Py_ssize_t row = (nc + nw + j) * K;
-            if (y) {
-                for (Py_ssize_t k = 0; k < K; k++) {
-                    float p = a * d.W[row + k];
-                    y[k] = y[k] + p;
-                }
-            } else {
-                for (Py_ssize_t k = 0; k < K; k++) {
-                    double p = (double)a * d.Wd[row + k];
-                    yd[k] = yd[k] + p;
-                }
-            }
+            if (a != 0.0f) add_row(a, nc + nw + j, &d, y, yd);
         }
     }
     res = PyLong_FromLong(0);
