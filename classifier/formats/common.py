@@ -57,6 +57,12 @@ _SYSTEM_INFIX = re.compile("拍了拍|修改群名为|修改了群名称|与群�
 _SYSTEM_PREFIXES = ("[红包]", "[系统消息]", "[Red Packet]", "[QQ红包]", "[群签到]")
 
 
+def _keep(kept: list[tuple[int, str]], line: int, reason: str) -> None:
+    """A reported line, one line of text, while fewer than MAX_ERRORS_KEPT are kept."""
+    if len(kept) < MAX_ERRORS_KEPT:
+        kept.append((line, reason.replace("\n", " ")[:300]))
+
+
 @dataclass
 class ReadStats:
     """What a reader did with a file: records read, records skipped and why.
@@ -77,13 +83,11 @@ class ReadStats:
 
     def skip(self, line: int, reason: str) -> None:
         self.skipped += 1
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append((line, reason.replace("\n", " ")[:300]))
+        _keep(self.errors, line, reason)
 
     def repair(self, line: int, reason: str) -> None:
         self.repaired += 1
-        if len(self.repairs) < MAX_ERRORS_KEPT:
-            self.repairs.append((line, reason.replace("\n", " ")[:300]))
+        _keep(self.repairs, line, reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {
