@@ -162,6 +162,20 @@ static int is_periodic(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
     return 0;
 }
 
+/* segment._tie_prone: a part of s[0:n] between inert characters (inert[c] for ASCII c) is periodic. */
+static int is_tie_prone(int kind, const void *data, Py_ssize_t n, const char *inert) {
+    Py_ssize_t a = 0;
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        if (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c >= 128 || !inert[c]) continue;
+        }
+        if (i > a && is_periodic(kind, data, a, i)) return 1;
+        a = i + 1;
+    }
+    return 0;
+}
+
 static int append_steal(PyObject *out, PyObject *item) {
     if (item == NULL) return -1;
     int r = PyList_Append(out, item);
@@ -203,6 +217,7 @@ static int append_chars(PyObject *out, PyObject *s, Py_ssize_t a, Py_ssize_t b) 
 
 typedef struct {
     PyObject *rj_cut, *freq, *hmm_cut, *periodic_cut;
+    char inert[128];
 } Engine;
 
 /* segment._flush */
@@ -222,7 +237,7 @@ static int flush_buf(PyObject *out, PyObject *blk, Py_ssize_t a, Py_ssize_t b, E
 /* One Han block: jieba-rs route, single-character steps (and unknown Latin runs) buffered. */
 static int cut_block(PyObject *out, PyObject *blk, Engine *e) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(blk);
-    if (is_periodic(PyUnicode_KIND(blk), PyUnicode_DATA(blk), 0, n))
+    if (is_tie_prone(PyUnicode_KIND(blk), PyUnicode_DATA(blk), n, e->inert))
         return extend_from(out, PyObject_CallOneArg(e->periodic_cut, blk));
     PyObject *words = PyObject_CallFunctionObjArgs(e->rj_cut, blk, Py_False, NULL);
     if (words == NULL) return -1;
@@ -294,11 +309,20 @@ static int cut_part(PyObject *out, PyObject *s, Py_ssize_t a, Py_ssize_t b, Engi
 }
 
 static PyObject *native_cut(PyObject *self, PyObject *args) {
-    PyObject *norm, *names;
+    PyObject *norm, *names, *inert;
     Engine e;
-    if (!PyArg_ParseTuple(args, "UO!OO!OO:cut", &norm, &PyDict_Type, &names, &e.rj_cut, &PyDict_Type, &e.freq,
-                          &e.hmm_cut, &e.periodic_cut))
+    if (!PyArg_ParseTuple(args, "UO!OO!OOU:cut", &norm, &PyDict_Type, &names, &e.rj_cut, &PyDict_Type, &e.freq,
+                          &e.hmm_cut, &e.periodic_cut, &inert))
         return NULL;
+    memset(e.inert, 0, sizeof e.inert);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(inert); i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(inert, i);
+        if (c >= 128) {
+            PyErr_SetString(PyExc_ValueError, "inert characters must be ASCII");
+            return NULL;
+        }
+        e.inert[c] = 1;
+    }
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(norm), start = 0;
@@ -1611,7 +1635,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut) -> tuple of tokens"},
+    {"cut", native_cut, METH_VARARGS, "cut(norm, token_names, rj_cut, freq, hmm_cut, periodic_cut, inert) -> tuple of tokens"},
     {"hash_table", native_hash_table, METH_VARARGS, "hash_table(keys, cols, bits) -> bytes"},
     {"add_batch", native_add_batch, METH_VARARGS, "add_batch(scorer, batch, index, labels, rel, p_eff, p_ad, consts) -> int"},
     {"cue_spec", native_cue_spec, METH_VARARGS, "cue_spec(q_word, q_start, ad_word, trade, phatic, laugh, qf_head, qf_tail, only, tokens) -> capsule"},

@@ -39,6 +39,10 @@ _TOKEN_SPLIT = re.compile("([" + "".join(sorted(TOKEN_CHARS)) + "])")
 # A unit repeated three times (哈哈哈, 啊啊啊啊, 安安安): several routes then score exactly the
 # same and jieba and jieba-rs break the tie differently, so such blocks go to jieba itself.
 _PERIODIC = re.compile(r"(.{1,4})\1\1")
+# Block characters that no dictionary word of two or more characters contains ("...", "---"):
+# the route must step over each alone, so the block falls apart there into parts whose routes
+# are chosen independently, and only a part that repeats itself is tie-prone ("好吧..." is not).
+_MAYBE_INERT = ".-_%+#&"
 # typed-token character -> its token, for the compiled cut
 _TOKEN_OF = {ch: f"<{name}>" for ch, name in TOKEN_NAMES.items()}
 assert all("\ue000" <= ch <= "\uf8ff" for ch in _TOKEN_OF), "the compiled cut looks for typed tokens in U+E000–F8FF"
@@ -115,7 +119,10 @@ class Segmenter:
                         hit = hmm_cache[buf] = tuple(finalseg.cut(buf))
                     return hit
 
-                self._rj = (rj, tok.FREQ, hmm_cut)
+                words = "\n".join(w for w, f in tok.FREQ.items() if f and len(w) > 1)
+                inert = "".join(c for c in _MAYBE_INERT if c not in words)
+                parts = re.compile(f"[{re.escape(inert)}]+").split if inert else None
+                self._rj = (rj, tok.FREQ, hmm_cut, inert, parts)
         return self._rj or None
 
     def _lcut(self, text: str) -> list[str]:
@@ -123,7 +130,7 @@ class Segmenter:
         eng = self._fast_engine()
         if eng is None:
             return self._tokenizer().lcut(text, HMM=self.hmm)
-        rj, freq, hmm_cut = eng
+        rj, freq, hmm_cut, _, parts = eng
         out: list[str] = []
         # split() with a capturing group alternates: text between Han blocks at even positions,
         # the blocks themselves at odd ones (so no per-block match is needed to tell them apart).
@@ -138,7 +145,7 @@ class Segmenter:
                     else:
                         out.extend(x)
                 continue
-            if _PERIODIC.search(blk):
+            if _tie_prone(blk, parts):
                 out.extend(self._periodic_cut(blk))
                 continue
             # jieba's __cut_DAG: single-character steps of the best route are buffered; a buffer
@@ -180,8 +187,8 @@ class Segmenter:
             eng = self._fast_engine()
             if eng is not None:
                 # the loop below and _lcut's, compiled: the same tokens (tests/test_native.py)
-                rj, freq, hmm_cut = eng
-                return nat.cut(norm, _TOKEN_OF, rj.cut, freq, hmm_cut, self._periodic_cut)
+                rj, freq, hmm_cut, inert, _ = eng
+                return nat.cut(norm, _TOKEN_OF, rj.cut, freq, hmm_cut, self._periodic_cut, inert)
         # Typed-token characters split the text; each run between them is segmented on its own.
         # Whitespace tokens are dropped (normalised text keeps only single spaces between Latin
         # words), so the filter only runs on a run that holds a space.
@@ -207,6 +214,13 @@ class Segmenter:
     @classmethod
     def from_settings(cls, settings: dict) -> "Segmenter":
         return cls(user_words=settings.get("user_words", CHAT_WORDS), hmm=settings.get("hmm", True))
+
+
+def _tie_prone(blk: str, parts) -> bool:
+    """A part of the block between inert characters repeats a unit three times in a row."""
+    if parts is None:
+        return _PERIODIC.search(blk) is not None
+    return any(_PERIODIC.search(p) for p in parts(blk))
 
 
 def _flush(buf: str, out: list[str], freq: dict, hmm_cut) -> None:

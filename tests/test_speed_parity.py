@@ -73,6 +73,35 @@ def test_fast_segmenter_matches_jieba_on_every_shared_text():
     assert not mismatches, f"{len(mismatches)} of {len(parts)} differ, e.g. {mismatches[:3]}"
 
 
+def test_blocks_split_at_inert_characters_match_jieba():
+    # "...", "---", "%%": no dictionary word holds these characters, so a repeat of them alone
+    # no longer sends the block to jieba; around and between them the tokens must still be jieba's.
+    pytest.importorskip("rjieba")
+    fast = Segmenter(fast=True)
+    rj, freq, hmm_cut, inert, parts = fast._fast_engine()
+    assert set(".-_%") <= set(inert) and "+" not in inert and "#" not in inert  # c++, c#
+    jb = fast._tokenizer()
+    rng = random.Random(11)
+    alphabet = list("哈啊好吧的是我不过下周放假吗牛逼了服务器") + list(".-_%+#&") * 3 + list("abcxyz0369")
+    blocks = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24))) for _ in range(20_000)]
+    blocks += ["不过下周放假吗...", "好吧......哈哈哈", "哈.哈.哈.", "啊啊啊---好", "...", "c++++", "服务器%%%炸了"]
+    mismatches = [(b, jb.lcut(b), fast._lcut(b)) for b in blocks if jb.lcut(b) != fast._lcut(b)]
+    assert not mismatches, f"{len(mismatches)} of {len(blocks)} differ, e.g. {mismatches[:3]}"
+    calls = []
+    fast._periodic_cut = lambda blk: calls.append(blk) or tuple(jb.lcut(blk))
+    fast._lcut("不过下周放假吗...")
+    fast._lcut("好吧......哈哈哈")
+    assert calls == ["好吧......哈哈哈"]  # only the block whose own part repeats goes to jieba
+    from classifier import native
+
+    if native.module() is not None:  # the compiled cut routes the same blocks
+        calls.clear()
+        cut = type(fast)._cut_cached.__wrapped__
+        cut(fast, "不过下周放假吗...")
+        cut(fast, "好吧......哈哈哈")
+        assert calls == ["好吧......哈哈哈"]
+
+
 def test_fast_segmenter_cut_equals_slow_segmenter():
     pytest.importorskip("rjieba")
     texts = _sample(3000)
