@@ -192,8 +192,15 @@ def build_splits(
     n_shares: int = 300,
     contrastive: bool = True,
     contrastive_weight: float = 0.5,
+    drop_weak_questions: bool = True,
 ) -> Splits:
-    """Train examples (real + marked augmented) and per-source validation examples."""
+    """Train examples (real + marked augmented) and per-source validation examples.
+
+    ``drop_weak_questions``: leave out of training the chit-chat lines in question form that
+    their pool labels off_topic only because of where they come from (a weak label): under the
+    annotation guide "过敏了怎么办" or "在哪里设置" is a question whatever the group talks about,
+    and these lines taught the model that a question in casual words is chatter. They stay in
+    validation, scored against their weak label."""
     shared_dir = Path(shared_dir)
     rng = random.Random(seed)
     train: list[Example] = []
@@ -225,6 +232,7 @@ def build_splits(
         "lccc_train.jsonl": None,
         "chatterbot_zh.jsonl": None,
     }
+    dropped = 0
     for fname, fixed_domain in files.items():
         rows = _shared_rows(shared_dir, fname)
         src = rows[0]["source"] if rows else fname
@@ -246,6 +254,10 @@ def build_splits(
                 domain = None
                 topic = rng.choice(DOMAIN_TOPICS[rng.choice(list(DOMAIN_TOPICS))])
             weight = SOURCE_WEIGHTS.get(src, 0.3) * (0.7 if r.get("weak") else 1.0)
+            if (drop_weak_questions and r.get("weak") and label == "off_topic" and looks_like_question(text)
+                    and not is_validation(text)):
+                dropped += 1  # after the topic draw above, so every other example keeps its topic
+                continue
             add(Example(text, label, topic, src, weight), domain)
 
     generated = (("augmented_ads", augment_ads(n_augmented_ads, seed=seed)),
@@ -276,6 +288,7 @@ def build_splits(
         "train_generated": n_gen,
         "train_generated_share": round(n_gen / max(1, len(train)), 4),
         "train_contrastive_copies": sum(1 for e in train if e.source.endswith("+contrast")),
+        "train_weak_questions_dropped": dropped,
         "train_label_counts": label_counts(train),
     }
     return Splits(train=train, val=val, summary=summary)

@@ -226,13 +226,15 @@ def test_topics_the_model_never_trained_with_stay_within_the_bar(pools, tmp_path
 @needs_model
 def test_counting_labels_under_estimates_the_verticality_of_real_chat(full_bench):
     # Verticality is counted as expected numbers (sums of probabilities). Counting labels
-    # instead misses the bar on the real QQ chat, where on_topic recall is low: that is why.
+    # instead falls further short on the real QQ chat, where on_topic recall is low (with the
+    # topic given it misses the bar): that is why.
     res = full_bench[None]
     assert sum(r.group == "games_real" for r in res.runs) == len(ce.TOPIC_MODES)
     for r in res.runs:
         if r.group == "games_real":
             assert r.predicted[ce.LABELLED] < r.predicted["verticality"] < r.true["verticality"], _table(res)
-            assert r.error(ce.LABELLED) > BAR, _table(res)
+            assert r.error(ce.LABELLED) > r.error("verticality") + 3, _table(res)
+    assert max(res.errors(ce.LABELLED)) > BAR
     assert sum(res.errors("verticality")) < sum(res.errors(ce.LABELLED))
 
 
