@@ -6,8 +6,9 @@ because jieba and jieba-rs could break a tie between its routes differently. The
 splits a block at the characters no dictionary word of two or more characters holds (``.``,
 ``-``, ``_``, ``%`` with the shipped dictionary), so "不过下周放假吗..." is no longer sent to jieba
 for its "...". This script times both rules in one run, on the same texts, alternating, with
-every cache cleared (the cost of a text the first time it is seen), and counts the texts each
-rule sends to jieba. The tokens are the same either way (tests/test_speed_parity.py).
+every cache cleared before each pass (whole texts, jieba's cuts, the HMM's cuts: the cost of a
+text the first time it is seen), and counts the texts each rule sends to jieba. The tokens are
+the same either way (tests/test_speed_parity.py).
 
     python bench/segment_speed.py /tmp/gs/200k.csv ../shared/datasets/lccc_train.jsonl
 """
@@ -41,6 +42,7 @@ def distinct_texts(path: str) -> list[str]:
 def timed(seg: Segmenter, norms: list[str]) -> float:
     cut = type(seg)._cut_cached.__wrapped__  # no whole-text cache
     seg.__dict__.pop("_periodic", None)  # nor the cache of jieba's cuts
+    seg._rj[2].cache.clear()  # nor the HMM's cuts of unknown runs
     t0 = time.perf_counter()
     for n in norms:
         cut(seg, n)
@@ -50,7 +52,7 @@ def timed(seg: Segmenter, norms: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", help="exports (any supported format) or shared JSONL pools")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args(argv)
     seg = Segmenter()
     eng = seg._fast_engine()

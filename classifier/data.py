@@ -196,11 +196,12 @@ def build_splits(
 ) -> Splits:
     """Train examples (real + marked augmented) and per-source validation examples.
 
-    ``drop_weak_questions``: leave out of training the chit-chat lines in question form that
-    their pool labels off_topic only because of where they come from (a weak label): under the
-    annotation guide "过敏了怎么办" or "在哪里设置" is a question whatever the group talks about,
-    and these lines taught the model that a question in casual words is chatter. They stay in
-    validation, scored against their weak label."""
+    ``drop_weak_questions``: leave out of training the chit-chat lines in question form, which
+    their pool labels off_topic because of where they come from (a weak label): under the
+    annotation guide most of them ("过敏了怎么办", "在哪里设置") are questions whatever the group
+    talks about — some are phatic ("你还好吗") and would stay off_topic — and as off_topic they
+    taught the model that a question in casual words is chatter. They stay in validation, scored
+    against their weak label."""
     shared_dir = Path(shared_dir)
     rng = random.Random(seed)
     train: list[Example] = []

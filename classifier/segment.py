@@ -119,6 +119,8 @@ class Segmenter:
                         hit = hmm_cache[buf] = tuple(finalseg.cut(buf))
                     return hit
 
+                hmm_cut.cache = hmm_cache  # type: ignore[attr-defined]  # bench/segment_speed.py clears it
+
                 words = "\n".join(w for w, f in tok.FREQ.items() if f and len(w) > 1)
                 inert = "".join(c for c in _MAYBE_INERT if c not in words)
                 parts = re.compile(f"[{re.escape(inert)}]+").split if inert else None
