@@ -31,11 +31,7 @@ from classifier.segment import Segmenter, _RE_HAN, _tie_prone  # noqa: E402
 
 
 def distinct_texts(path: str) -> list[str]:
-    if path.endswith(".jsonl") and "shared" in Path(path).resolve().parts:
-        import json
-
-        with open(path, encoding="utf-8") as f:
-            return list(dict.fromkeys(json.loads(line)["text"] for line in f if line.strip()))
+    """The distinct message texts of an export (a shared pool reads as a generic JSONL export)."""
     return list(dict.fromkeys(m.text for m in iter_messages(path) if m.kind != "system"))
 
 

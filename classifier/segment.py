@@ -43,6 +43,7 @@ _PERIODIC = re.compile(r"(.{1,4})\1\1")
 # the route must step over each alone, so the block falls apart there into parts whose routes
 # are chosen independently, and only a part that repeats itself is tie-prone ("好吧..." is not).
 _MAYBE_INERT = ".-_%+#&"
+assert not any(c.isalnum() for c in _MAYBE_INERT)
 # typed-token character -> its token, for the compiled cut
 _TOKEN_OF = {ch: f"<{name}>" for ch, name in TOKEN_NAMES.items()}
 assert all("\ue000" <= ch <= "\uf8ff" for ch in _TOKEN_OF), "the compiled cut looks for typed tokens in U+E000–F8FF"
@@ -97,10 +98,13 @@ class Segmenter:
                 tok = self._tokenizer()
                 rj = rjieba.Jieba.empty()
                 added = 0
+                odd: list[str] = []  # words of two or more characters not all letters or digits
                 for w, f in tok.FREQ.items():
                     if f:  # jieba keeps prefixes with frequency 0; they are not words
                         rj.add_word(w, f, None)
                         added += f
+                        if len(w) > 1 and not w.isalnum():
+                            odd.append(w)
                 # Route scores are log(freq) - log(total): the totals must match exactly. jieba's
                 # total also counts user words twice (add_word, then suggest_freq's add_word);
                 # the remainder goes to a word that cannot occur in normalised text.
@@ -121,8 +125,8 @@ class Segmenter:
 
                 hmm_cut.cache = hmm_cache  # type: ignore[attr-defined]  # bench/segment_speed.py clears it
 
-                words = "\n".join(w for w, f in tok.FREQ.items() if f and len(w) > 1)
-                inert = "".join(c for c in _MAYBE_INERT if c not in words)
+                # _MAYBE_INERT holds no letter or digit, so only the odd words can contain one
+                inert = "".join(c for c in _MAYBE_INERT if not any(c in w for w in odd))
                 parts = re.compile(f"[{re.escape(inert)}]+").split if inert else None
                 self._rj = (rj, tok.FREQ, hmm_cut, inert, parts)
         return self._rj or None
