@@ -344,10 +344,6 @@ class LinearClassifier:
     def _cues(self, norms) -> np.ndarray:
         return cue_matrix(norms) * np.float32(self.cue_scale)
 
-    def _domain_probs(self, X: sp.csr_matrix, D: np.ndarray) -> np.ndarray:
-        """P(domain | text) over the learned domains plus "none" (last column)."""
-        return _softmax(_dot_blocks((X, D), self._t("dom_coef_")) + self.dom_intercept_)
-
     def _xw(self, norms: list[str], toks, X: sp.csr_matrix | None, nx: int) -> tuple[np.ndarray, np.ndarray]:
         """``X @ W`` for the label and the domain weights (their first ``nx`` rows: n-grams and
         cues): from ``X`` when it is built, else compiled without building it (bit-identical,
@@ -633,8 +629,9 @@ class LinearClassifier:
         norms, toks = self._norms_toks(texts)
         X = self._assemble(norms, toks) if full else None
         D = self._dense(toks)
-        # The same sums as _dot_blocks((X, D, R), W), in its order, with X @ W computed once for
-        # the label and the domain weights (compiled, without X, when X is not needed).
+        # hstack([X, D, R]) @ W without the stack: each block times its own rows of W, summed in
+        # column order, with X @ W computed once for the label and the domain weights (compiled,
+        # without X, when X is not needed). The domain classifier reads X and D.
         coef_t, dom_t, nd = self._t("coef_"), self._t("dom_coef_"), D.shape[1]
         nx = coef_t.shape[0] - nd - len(REL_NAMES)
         zx, dx = self._xw(norms, toks, X, nx)
@@ -830,17 +827,6 @@ class LinearClassifier:
             raise GroupscoreError(f"{path}: weights shape {coef.shape} does not match vocabulary ({expected})")
         clf.meta_ = {"model_json": meta}
         return clf
-
-
-def _dot_blocks(blocks, W: np.ndarray) -> np.ndarray:
-    """``hstack(blocks) @ W`` without building the stack: each block (sparse or dense) times its
-    own rows of ``W``, in column order."""
-    at = blocks[0].shape[1]
-    out = blocks[0] @ W[:at]
-    for B in blocks[1:]:
-        out = out + B @ W[at:at + B.shape[1]]
-        at += B.shape[1]
-    return out
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -129,14 +129,14 @@ def test_hash_table_finds_every_key_and_nothing_else():
 
 def test_logits_equal_the_plain_stacked_product(model, switch):
     """The rewritten _scores against the formula it replaced: the blocks' product in order."""
-    from classifier.linear import _dot_blocks
-
     texts = _texts(200)
     t = model._resolve_topic("我的世界 服务器")
     for on in (True, False):
         switch(on)
         z, (X, D, R), _ = model._scores(texts, t, full=True)
-        want = (_dot_blocks((X, D, R), model._t("coef_")) + model.intercept_) / model.temperature_
+        W = model._t("coef_")
+        a, b = X.shape[1], X.shape[1] + D.shape[1]
+        want = (((X @ W[:a]) + D @ W[a:b]) + R @ W[b:] + model.intercept_) / model.temperature_
         assert np.array_equal(z, want)
         z2, _, _ = model._scores(texts, t)
         assert np.array_equal(z2, want)

@@ -301,6 +301,7 @@ def _ref_dense(clf, toks) -> np.ndarray:
 def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     """Logits computed the plain way: per-row TF-IDF, dense cue block, scipy hstack, jieba."""
     from classifier.features import cue_matrix
+    from classifier.linear import _softmax
 
     seg = Segmenter.from_settings(clf.meta_["model_json"].get("segmentation", {}))
     seg.fast = False
@@ -316,8 +317,10 @@ def _reference_scores(clf, texts: list[str], topic) -> np.ndarray:
     D = _ref_dense(clf, toks)
     # The relevance math is not part of the fast path: computed as the model defines it, from the
     # reference feature matrix (its domain classifier reads the n-gram, cue and semantic columns).
-    rel = clf._rel_from(clf._domain_probs(X.astype(np.float32).tocsr(), D.astype(np.float32)), toks, norms, t) \
-        * clf.rel_scale
+    W = clf._t("dom_coef_")
+    dom = _softmax(X.astype(np.float32).tocsr() @ W[:X.shape[1]] + D.astype(np.float32) @ W[X.shape[1]:]
+                   + clf.dom_intercept_)
+    rel = clf._rel_from(dom, toks, norms, t) * clf.rel_scale
     X = sp.hstack([X, sp.csr_matrix(D), sp.csr_matrix(rel)], format="csr")
     # the model divides its logits by a fitted temperature (calibration); arg-max is unchanged
     return (X @ clf.coef_.T.astype(np.float64) + clf.intercept_) / getattr(clf, "temperature_", 1.0)
